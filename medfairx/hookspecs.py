@@ -1,0 +1,136 @@
+"""The plugin contract: every extension point of medfairx.
+
+Plugins implement these hooks with ``@medfairx.hookimpl`` and are discovered through the
+``medfairx`` entry-point group. Registration hooks receive a ``register`` callback; call it
+once per item. The host validates each item, rejects duplicate names (naming both plugins)
+and records which plugin registered what.
+
+Evolution rules: hooks only ever gain arguments (pluggy lets an implementation accept
+fewer arguments than the spec), deprecated arguments go through ``warn_on_impl_args``,
+an argument's type never changes, and new hooks may be added freely.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from medfairx.specs import Register
+
+hookspec = pluggy.HookspecMarker("medfairx")
+hookimpl = pluggy.HookimplMarker("medfairx")
+
+
+# --- registration hooks ---------------------------------------------------------------
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register dataset adapters.
+
+    Args:
+        register: call ``register(DatasetSpec(...))`` once per adapter.
+    """
+
+
+@hookspec
+def register_groupings(register: Register) -> None:
+    """Register generic sensitive-attribute groupings.
+
+    Args:
+        register: call ``register(GroupingSpec(...))``; a grouping applies to every
+            dataset whose metadata has its ``columns``.
+    """
+
+
+@hookspec
+def register_methods(register: Register) -> None:
+    """Register methods.
+
+    Args:
+        register: call ``register(MyMethod)`` with a :class:`~medfairx.methods.Method`
+            subclass, or ``register(MethodSpec(name, "pkg.mod:Cls", ...))`` to keep the
+            import of torch lazy.
+    """
+
+
+@hookspec
+def register_metrics(register: Register) -> None:
+    """Register metrics.
+
+    Args:
+        register: call ``register(MetricSpec(...))``.
+    """
+
+
+@hookspec
+def register_backbones(register: Register) -> None:
+    """Register network backbones (factories returning ``torch.nn.Module``).
+
+    Args:
+        register: call ``register(BackboneSpec(...))``.
+    """
+
+
+@hookspec
+def register_selection_strategies(register: Register) -> None:
+    """Register model-selection strategies (applied to validation data only).
+
+    Args:
+        register: call ``register(SelectionStrategySpec(...))``.
+    """
+
+
+@hookspec
+def register_reporters(register: Register) -> None:
+    """Register leaderboard reporters (HTML, CSV, ...).
+
+    Args:
+        register: call ``register(ReporterSpec(...))``.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add sub-commands to the ``medfairx`` CLI.
+
+    Args:
+        cli: the top-level click group; use ``@cli.command()``.
+    """
+
+
+# --- observers ------------------------------------------------------------------------
+
+
+@hookspec
+def run_started(run: Any) -> None:
+    """Called before a run trains (a place for MLflow / W&B loggers).
+
+    Args:
+        run: the :class:`~medfairx.runner.plan.RunSpec` about to run.
+    """
+
+
+@hookspec
+def run_finished(run: Any, record: dict[str, Any]) -> None:
+    """Called after a run ended, successfully or not.
+
+    Args:
+        run: the :class:`~medfairx.runner.plan.RunSpec` that ran.
+        record: the content of its ``run.json`` (status, timings, error, ...).
+    """
+
+
+REGISTRATION_HOOKS: dict[str, str] = {
+    "register_datasets": "datasets",
+    "register_groupings": "groupings",
+    "register_methods": "methods",
+    "register_metrics": "metrics",
+    "register_backbones": "backbones",
+    "register_selection_strategies": "selection_strategies",
+    "register_reporters": "reporters",
+}

@@ -1,0 +1,1 @@
+"""Metrics over per-sample predictions (pure numpy; never torch)."""
