@@ -95,6 +95,15 @@ def register_reporters(register: Register) -> None:
 
 
 @hookspec
+def register_executors(register: Register) -> None:
+    """Register sweep executors (local processes, Slurm, ...), chosen with ``--executor``.
+
+    Args:
+        register: call ``register(ExecutorSpec(...))``.
+    """
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add sub-commands to the ``medfairx`` CLI.
 
@@ -133,4 +142,5 @@ REGISTRATION_HOOKS: dict[str, str] = {
     "register_backbones": "backbones",
     "register_selection_strategies": "selection_strategies",
     "register_reporters": "reporters",
+    "register_executors": "executors",
 }

@@ -29,11 +29,13 @@ from medfairx.specs import SPEC_TYPES, MethodSpec, Origin
 ENTRY_POINT_GROUP = "medfairx"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "medfairx.default_plugins.datasets",
+    "medfairx.default_plugins.dataset_adapters",
     "medfairx.default_plugins.groupings",
     "medfairx.default_plugins.metrics",
     "medfairx.default_plugins.backbones",
     "medfairx.default_plugins.selection",
     "medfairx.default_plugins.reporters",
+    "medfairx.default_plugins.executors",
 )
 
 

@@ -217,6 +217,15 @@ class ReporterSpec(_Spec):
     summary: str = ""
 
 
+@dataclass(frozen=True)
+class ExecutorSpec(_Spec):
+    """A sweep executor: ``target(**options) -> Executor`` (see :mod:`medfairx.runner.executors`)."""
+
+    name: str
+    target: Target
+    summary: str = ""
+
+
 SPEC_TYPES: dict[str, type] = {
     "datasets": DatasetSpec,
     "groupings": GroupingSpec,
@@ -225,6 +234,7 @@ SPEC_TYPES: dict[str, type] = {
     "backbones": BackboneSpec,
     "selection_strategies": SelectionStrategySpec,
     "reporters": ReporterSpec,
+    "executors": ExecutorSpec,
 }
 
 Register = Callable[..., None]

@@ -1,0 +1,32 @@
+# The README's two commands: `make bench` and `make test`. Both set up everything on a
+# fresh machine: a virtualenv, torch's CPU build first, then medfairx and every plugin in
+# plugins/ (each its own distribution, installed like a third party's).
+VENV ?= .venv
+PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
+STAMP := $(VENV)/.medfairx-installed
+
+.PHONY: install bench test check clean
+
+$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]" $(foreach p,$(PLUGIN_DIRS),-e $(p))
+	touch $(STAMP)
+
+install: $(STAMP)
+
+bench: install
+	$(VENV)/bin/medfairx bench
+
+test: install
+	$(PY) -m pytest -q
+
+check: install
+	$(VENV)/bin/medfairx check --all
+
+clean:
+	rm -rf $(VENV) runs .medfairx-cache

@@ -1,0 +1,5 @@
+"""``python -m medfairx.cli``."""
+
+from medfairx.cli import main
+
+main()

@@ -1,0 +1,86 @@
+"""``medfairx bench``: run (or resume) a suite and write its leaderboard."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("bench")
+@click.option("--suite", default="default", show_default=True, help="Suite from datasets.yaml.")
+@click.option("--config", type=click.Path(dir_okay=False), default=None, help="datasets.yaml (default: ./datasets.yaml or the embedded catalogue).")
+@click.option("--methods", multiple=True, help="Only these methods (repeat or give several).")
+@click.option("--datasets", multiple=True, help="Only these datasets of the suite.")
+@click.option("--groupings", multiple=True, help="Only these groupings.")
+@click.option("--seeds", multiple=True, type=int, help="Seeds (default: the suite's).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Device (default: the suite's, usually auto).")
+@click.option("--params", type=click.Choice(["default", "test"]), default=None, help="Papers' hyper-parameters or tiny test_params().")
+@click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
+@click.option("--out", type=click.Path(file_okay=False), default="runs", show_default=True, help="Run store.")
+@click.option("--report-dir", type=click.Path(file_okay=False), default=None, help="Leaderboard folder (default: leaderboards/<suite>).")
+@click.option("--no-report", is_flag=True, help="Do not write the leaderboard.")
+@click.option("--executor", default="local", show_default=True, help="Registered executor (see `medfairx list executors`).")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Runs at once (local executor: one process each).")
+@click.option("--devices", default="", help="Comma-separated devices for --jobs, e.g. 0,1 or cpu,cpu.")
+@click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE",
+              help="Executor option, e.g. partition=gpu, gpus_per_job=1, wait=false (repeatable).")
+@click.option("-v", "--verbose", is_flag=True, help="Show per-epoch progress.")
+@click.pass_context
+def bench(ctx: click.Context, suite: str, config: str | None, methods: tuple[str, ...], datasets: tuple[str, ...],
+          groupings: tuple[str, ...], seeds: tuple[int, ...], device: str | None, params: str | None,
+          epochs: int | None, out: str, report_dir: str | None, no_report: bool, executor: str, jobs: int,
+          devices: str, executor_options: tuple[str, ...], verbose: bool) -> None:
+    """Train every method on every grouping of a suite; finished runs are skipped."""
+    from medfairx.config import load_catalogue
+    from medfairx.plugins import get_host
+    from medfairx.runner.bench import BenchOptions, run_bench
+
+    catalogue = load_catalogue(config)
+    opts = BenchOptions(
+        suite=suite,
+        methods=_split(methods),
+        datasets=_split(datasets),
+        groupings=_split(groupings),
+        seeds=list(seeds),
+        device=device,
+        out=Path(out),
+        params=params,
+        epochs=epochs,
+        executor=executor,
+        jobs=jobs,
+        devices=_split((devices,)),
+        executor_options=_parse_options(executor_options),
+    )
+    result = run_bench(catalogue, opts, get_host(), click.echo, verbose=verbose)
+    click.echo(
+        f"done in {result.seconds:.0f}s: {len(result.done)} ran, {len(result.skipped)} reused, "
+        f"{len(result.failed)} failed"
+    )
+    if not no_report:
+        from medfairx.cli.report_cmd import write_report
+
+        target = Path(report_dir) if report_dir else Path("leaderboards") / suite
+        index = write_report(Path(out) / suite, target, suite=suite, echo=click.echo)
+        click.echo(f"leaderboard: {index}")
+    if result.failed:
+        sys.exit(1)
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [v for item in values for v in item.replace(",", " ").split()]
+
+
+def _parse_options(items: tuple[str, ...]) -> dict[str, object]:
+    import yaml
+
+    from medfairx.errors import ConfigError
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--executor-option {item!r} must look like KEY=VALUE (e.g. partition=gpu).")
+        out[key.strip()] = yaml.safe_load(value)
+    return out

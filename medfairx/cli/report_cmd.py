@@ -1,0 +1,82 @@
+"""``medfairx report RUNS -o OUT``: leaderboard (HTML, CSV, CD diagrams) from a run store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def method_info(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Method name → summary, reference, tags and plugin version, from run records."""
+    info: dict[str, dict[str, Any]] = {}
+    for r in records:
+        info.setdefault(
+            r["method"],
+            {
+                "summary": r.get("method_summary", ""),
+                "reference": r.get("method_reference", ""),
+                "tags": r.get("method_tags", {}),
+                "plugin": (r.get("versions") or {}).get("plugin"),
+                "plugin_version": (r.get("versions") or {}).get("plugin_version"),
+            },
+        )
+    return info
+
+
+def provenance(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Versions, dataset revisions, seeds and devices behind a leaderboard."""
+    from medfairx import __version__
+    from medfairx.plugins import get_host
+
+    host = get_host()
+    return {
+        "medfairx": __version__,
+        "plugins": sorted({f"{p.dist}=={p.version}" for p in host.plugins.values() if p.dist}),
+        "datasets": sorted({f"{r['dataset']}@{r.get('dataset_revision', '')}" for r in records}),
+        "split_hashes": sorted({f"{r['dataset']}:{r.get('split_hash', '')}" for r in records}),
+        "seeds": sorted({r["seed"] for r in records}),
+        "devices": sorted({str(r.get("device")) for r in records}),
+        "runs": len(records),
+    }
+
+
+def write_report(runs_dir: Path, out_dir: Path, *, suite: str | None = None, echo: Callable[[str], None] = print,
+                 n_boot: int = 1000) -> Path:
+    """Evaluate a run store and write its leaderboard; returns the index page path."""
+    from medfairx.metrics.evaluate import collect_failures, evaluate_runs
+    from medfairx.report.leaderboard import build_leaderboard, write_root_index
+    from medfairx.runner.store import RunStore
+
+    records = list(RunStore(runs_dir).records())
+    if not records:
+        from medfairx.errors import ConfigError
+
+        raise ConfigError(f"No runs found in {runs_dir}. Run `medfairx bench` first, or point at runs/<suite>.")
+    suite = suite or records[0].get("suite") or runs_dir.name
+    results = evaluate_runs(runs_dir, n_boot=n_boot)
+    failures = collect_failures(runs_dir)
+    build_leaderboard(
+        results,
+        out_dir,
+        suite=suite,
+        failures=failures,
+        methods=method_info(records),
+        provenance=provenance(records),
+    )
+    write_root_index(out_dir.parent)
+    return out_dir / "index.html"
+
+
+@click.command("report")
+@click.argument("runs_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Output folder (default: leaderboards/<suite>).")
+@click.option("--n-boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for CIs.")
+def report(runs_dir: str, out_dir: str | None, n_boot: int) -> None:
+    """Write the leaderboard of a run store (runs/<suite>)."""
+    runs = Path(runs_dir)
+    target = Path(out_dir) if out_dir else Path("leaderboards") / runs.name
+    index = write_report(runs, target, suite=runs.name, echo=click.echo, n_boot=n_boot)
+    click.echo(f"leaderboard: {index}")

@@ -1,0 +1,227 @@
+"""Execute planned runs: train, predict val and test, score per sample, store.
+
+A failing run is recorded (status, error, traceback) and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import gc
+import platform
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medfairx.methods.base import RunContext, TaskData, TrainRecipe
+from medfairx.metrics.basic import dice_iou_per_sample
+from medfairx.runner.plan import RunSpec
+from medfairx.runner.store import LOG, RunStore
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did."""
+
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class RunLog:
+    """Writes a run's log lines to ``log.txt`` and echoes them."""
+
+    def __init__(self, path: Path, echo: Echo | None) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = path.open("w", encoding="utf-8")
+        self._echo = echo
+
+    def __call__(self, line: str) -> None:
+        self._fh.write(line + "\n")
+        self._fh.flush()
+        if self._echo:
+            self._echo("    " + line)
+
+    def close(self) -> None:
+        """Close the log file."""
+        self._fh.close()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def predictions_frame(
+    dataset: Any, split: str, spec: RunSpec, scores: np.ndarray, truth: TaskData, num_classes: int, task: str
+) -> pd.DataFrame:
+    """Per-sample rows for one split: ids, attributes, group labels and scores or Dice/IoU."""
+    meta = dataset.split_metadata(split)
+    ids = truth.sample_ids
+    frame = pd.DataFrame({"run_id": spec.run_id, "split": split, "sample_id": ids})
+    for col in meta.columns:
+        if col != "label":
+            frame[col] = meta.loc[ids, col].to_numpy()
+    labels = dataset.group_labels(split)
+    for g in spec.groupings:
+        frame[f"group:{g}"] = labels.loc[ids, g].to_numpy()
+    if task == "classification":
+        frame["y_true"] = np.asarray(truth.labels, dtype=np.int64)
+        if num_classes == 2:
+            frame["score"] = scores[:, 1].astype(np.float64)
+        for k in range(num_classes):
+            frame[f"score_{k}"] = scores[:, k].astype(np.float64)
+    else:
+        pred = scores.argmax(axis=1)
+        dice, iou = dice_iou_per_sample(pred, truth.labels, num_classes)
+        frame["dice"], frame["iou"] = dice, iou
+        p_true = np.take_along_axis(scores, truth.labels[:, None].astype(np.int64), axis=1)
+        frame["loss"] = -np.log(np.clip(p_true, 1e-7, 1.0)).reshape(len(ids), -1).mean(axis=1)
+    return frame
+
+
+def epochs_frame(history: list[dict[str, Any]], base: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per-epoch val/test scores recorded by the trainer (classification), for selection."""
+    parts = []
+    for entry in history:
+        for split, probs in (entry.get("predictions") or {}).items():
+            if split not in base:
+                continue
+            f = base[split].copy()
+            f.insert(0, "epoch", int(entry["epoch"]))
+            probs = np.asarray(probs)
+            if "score" in f:
+                f["score"] = probs[:, 1]
+            for k in range(probs.shape[1]):
+                f[f"score_{k}"] = probs[:, k]
+            parts.append(f)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def execute_run(
+    spec: RunSpec,
+    dataset: Any,
+    method_spec: Any,
+    store: RunStore,
+    *,
+    echo: Echo | None = None,
+    hook: Any = None,
+) -> dict[str, Any]:
+    """Train and evaluate one run; always writes ``run.json`` (ok or failed)."""
+    from medfairx import __version__
+
+    run_dir = store.run_dir(spec.run_id)
+    log = RunLog(run_dir / LOG, echo)
+    card = dataset.card
+    record: dict[str, Any] = {
+        **spec.to_dict(),
+        "status": "running",
+        "task": card.task,
+        "num_classes": card.num_classes,
+        "method_tags": method_spec.tags.__dict__,
+        "method_summary": method_spec.summary,
+        "method_reference": method_spec.reference,
+        "method_origin": None,
+        "medfairx_version": __version__,
+        "python": platform.python_version(),
+        "started": _now(),
+        "error": None,
+    }
+    t0 = time.perf_counter()
+    if hook is not None:
+        hook.run_started(run=spec)
+    try:
+        from medfairx.methods.device import resolve_device
+
+        device = resolve_device(spec.device)
+        record["device"] = device
+        tags = method_spec.tags
+        g_fit = spec.train_grouping if tags.uses_groups_in_fit else None
+        g_pred = spec.train_grouping if tags.uses_groups_in_predict else None
+        train = dataset.task_data("train", g_fit)
+        val = dataset.task_data("val", g_fit)
+        truth = {s: dataset.task_data(s, g_pred) for s in ("val", "test")}
+        masked = {s: d.without_labels() for s, d in truth.items()}
+        recipe = TrainRecipe().updated(**spec.recipe)
+        ctx = RunContext(
+            task=card.task,
+            num_classes=card.num_classes,
+            in_channels=int(train.images.shape[1]),
+            spatial_dims=card.spatial_dims,
+            image_size=tuple(train.images.shape[2:]),
+            seed=spec.seed,
+            device=device,
+            backbone=spec.backbone,
+            recipe=recipe,
+            workdir=run_dir,
+            log=log,
+            eval_sets=masked if card.task == "classification" else {},
+        )
+        method = method_spec.load()(**spec.params)
+        log(f"{spec.method} on {spec.dataset} (grouping={spec.train_grouping or 'none'}) seed={spec.seed} device={device}")
+        method.fit(train, val, ctx)
+        frames = {
+            s: predictions_frame(dataset, s, spec, method.predict_scores(masked[s], ctx), truth[s], card.num_classes, card.task)
+            for s in ("val", "test")
+        }
+        predictions = pd.concat(frames.values(), ignore_index=True)
+        epochs = epochs_frame(ctx.history, frames) if card.task == "classification" else None
+        record.update(
+            status="ok",
+            selected_epoch=getattr(method, "selected_epoch_", None),
+            epochs_trained=getattr(method, "epochs_trained_", None),
+            history=[{k: v for k, v in h.items() if k != "predictions"} for h in ctx.history],
+        )
+    except BaseException as exc:  # noqa: BLE001 - a failing run is recorded, the sweep goes on
+        if isinstance(exc, KeyboardInterrupt):
+            log.close()
+            raise
+        predictions, epochs = None, None
+        record.update(
+            status="failed",
+            error={
+                "type": type(exc).__name__,
+                "message": str(exc),
+                "traceback": traceback.format_exc(),
+            },
+        )
+        log(f"FAILED: {type(exc).__name__}: {exc}")
+    finally:
+        record["finished"] = _now()
+        record["duration_s"] = round(time.perf_counter() - t0, 3)
+    store.write_run(spec.run_id, _jsonable(record), predictions, epochs)
+    log.close()
+    if hook is not None:
+        hook.run_finished(run=spec, record=record)
+    _release_memory()
+    return record
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def _release_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass

@@ -1,0 +1,80 @@
+"""Executors run a list of planned runs. ``local`` runs them one after another in this
+process; others (several local processes, Slurm) are registered through the
+``register_executors`` hook and chosen with ``medfairx bench --executor``.
+
+An executor only needs the :class:`SweepJob` to rebuild everything in another process:
+the catalogue path, the store folder and the run specs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from medfairx.runner.execute import Echo, SweepResult, execute_run
+from medfairx.runner.plan import RunSpec
+from medfairx.runner.store import RunStore
+
+
+@dataclass
+class SweepJob:
+    """What every worker needs: where the catalogue and the store are, and what to run."""
+
+    catalogue_path: Path | None
+    store_root: Path
+    runs: list[RunSpec]
+    verbose: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Executor(Protocol):
+    """Runs a sweep; records every run in the store; returns what happened."""
+
+    def run(self, job: SweepJob, echo: Echo) -> SweepResult:
+        """Execute ``job.runs`` (finished runs were already filtered out)."""
+        ...
+
+
+def run_one_planned(spec: RunSpec, catalogue_path: Path | None, store_root: Path, *,
+                    datasets: dict[str, Any] | None = None, echo: Echo | None = None) -> dict[str, Any]:
+    """Execute one planned run, loading its dataset if not given (worker entry point)."""
+    from medfairx.config import load_catalogue
+    from medfairx.data import load_dataset
+    from medfairx.plugins import get_host
+
+    host = get_host()
+    cache = datasets if datasets is not None else {}
+    if spec.dataset not in cache:
+        cache[spec.dataset] = load_dataset(load_catalogue(catalogue_path), spec.dataset)
+    method_spec = host.registry("methods").get(spec.method)
+    return execute_run(spec, cache[spec.dataset], method_spec, RunStore(store_root), echo=echo, hook=host.pm.hook)
+
+
+def report_record(rec: dict[str, Any], store_root: Path, result: SweepResult, echo: Echo) -> None:
+    """Echo one finished run and file it under done or failed."""
+    if rec["status"] == "ok":
+        result.done.append(rec["run_id"])
+        echo(f"      ok in {rec['duration_s']:.1f}s (epochs {rec.get('epochs_trained')}, kept {rec.get('selected_epoch')})")
+    else:
+        result.failed.append(rec["run_id"])
+        err = rec["error"]
+        echo(f"      FAILED: {err['type']}: {err['message']}  (see {store_root / rec['run_id'] / 'log.txt'})")
+
+
+class LocalExecutor:
+    """Sequential execution in this process (datasets loaded once and shared)."""
+
+    def __init__(self, datasets: dict[str, Any] | None = None) -> None:
+        self.datasets = datasets or {}
+
+    def run(self, job: SweepJob, echo: Echo) -> SweepResult:
+        """Run every planned run in order; a failure is recorded and the sweep goes on."""
+        result = SweepResult()
+        for i, spec in enumerate(job.runs, 1):
+            echo(f"[{i}/{len(job.runs)}] {spec.method} · {spec.dataset} · "
+                 f"{spec.train_grouping or 'all groupings'} · seed {spec.seed}")
+            rec = run_one_planned(spec, job.catalogue_path, job.store_root, datasets=self.datasets,
+                                  echo=echo if job.verbose else None)
+            report_record(rec, job.store_root, result, echo)
+        return result

@@ -1,0 +1,147 @@
+"""Planning: a suite becomes a list of :class:`RunSpec` (one trained model each).
+
+Group-unaware methods train once per (method, dataset, seed) and are scored under every
+grouping; group-aware methods train once per (method, dataset, grouping, seed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from medfairx.errors import ConfigError
+from medfairx.specs import MethodSpec
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run and where its results go."""
+
+    suite: str
+    method: str
+    dataset: str
+    seed: int
+    train_grouping: str | None
+    groupings: tuple[str, ...]
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
+    params_mode: str = "default"
+    backbone: str = "tiny_cnn"
+    recipe: dict[str, Any] = field(default_factory=dict, hash=False)
+    device: str = "auto"
+    dataset_revision: str = ""
+    split_hash: str = ""
+    versions: dict[str, str | None] = field(default_factory=dict, hash=False)
+
+    def identity(self) -> dict[str, Any]:
+        """What the run id hashes: everything that changes the trained model."""
+        d = asdict(self)
+        for k in ("suite", "groupings", "device"):
+            d.pop(k)
+        return d
+
+    @property
+    def run_id(self) -> str:
+        """Readable, stable id: ``<method>-<dataset>-<grouping|all>-s<seed>-<hash>``."""
+        blob = json.dumps(self.identity(), sort_keys=True, default=str).encode()
+        digest = hashlib.sha256(blob).hexdigest()[:10]
+        return f"{self.method}-{self.dataset}-{self.train_grouping or 'all'}-s{self.seed}-{digest}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (stored in run.json)."""
+        d = asdict(self)
+        d["groupings"] = list(self.groupings)
+        d["run_id"] = self.run_id
+        return d
+
+
+@dataclass
+class Plan:
+    """Planned runs plus the reasons for every (method, dataset, grouping) left out."""
+
+    runs: list[RunSpec]
+    skipped: list[str]
+
+
+def method_applies(spec: MethodSpec, task: str, spatial_dims: int) -> str | None:
+    """``None`` if ``spec`` can run on the task, else the reason it cannot."""
+    if task not in spec.tags.tasks:
+        return f"{spec.name} does not support {task} (tags.tasks={list(spec.tags.tasks)})"
+    if spatial_dims not in spec.tags.spatial_dims:
+        return f"{spec.name} does not support {spatial_dims}D data"
+    return None
+
+
+def plan_runs(
+    *,
+    suite: str,
+    datasets: dict[str, dict[str, Any]],
+    method_specs: list[MethodSpec],
+    seeds: list[int],
+    params_mode: str,
+    recipe: dict[str, Any],
+    backbones: dict[str, str],
+    device: str,
+    versions_of: Any,
+) -> Plan:
+    """Expand the (dataset × grouping × method × seed) grid.
+
+    Args:
+        suite: suite name.
+        datasets: name → {"task", "spatial_dims", "groupings": [...], "n_groups": {g: k},
+            "revision", "split_hash"}.
+        method_specs: methods to run.
+        seeds: training seeds.
+        params_mode: "default" or "test" (``Method.test_params()``).
+        recipe: TrainRecipe overrides.
+        backbones: task → backbone name.
+        device: "auto", "cpu" or "cuda".
+        versions_of: callable(spec) → dict of version strings recorded in the run id.
+    """
+    runs: list[RunSpec] = []
+    skipped: list[str] = []
+    for ds_name, ds in datasets.items():
+        task = ds["task"]
+        if task not in backbones:
+            raise ConfigError(
+                f"Suite {suite!r} has no backbone for task {task!r} (dataset {ds_name!r}); "
+                f"add `backbones: {{{task}: <name>}}` to the suite in datasets.yaml."
+            )
+        for spec in method_specs:
+            reason = method_applies(spec, task, ds["spatial_dims"])
+            if reason:
+                skipped.append(f"{ds_name}: {reason}")
+                continue
+            cls = spec.load()
+            params = dict(cls.test_params()) if params_mode == "test" else {}
+            if spec.tags.uses_groups_in_fit or spec.tags.uses_groups_in_predict:
+                trainings = []
+                for g in ds["groupings"]:
+                    if ds["n_groups"].get(g, 2) > 2 and not spec.tags.multi_group:
+                        skipped.append(f"{ds_name}/{g}: {spec.name} supports only two groups")
+                        continue
+                    trainings.append((g, (g,)))
+            else:
+                trainings = [(None, tuple(ds["groupings"]))]
+            for train_grouping, scored in trainings:
+                for seed in seeds:
+                    runs.append(
+                        RunSpec(
+                            suite=suite,
+                            method=spec.name,
+                            dataset=ds_name,
+                            seed=int(seed),
+                            train_grouping=train_grouping,
+                            groupings=scored,
+                            params=params,
+                            params_mode=params_mode,
+                            backbone=backbones[task],
+                            recipe=dict(recipe),
+                            device=device,
+                            dataset_revision=ds["revision"],
+                            split_hash=ds["split_hash"],
+                            versions=versions_of(spec),
+                        )
+                    )
+    return Plan(runs, skipped)
