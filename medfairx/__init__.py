@@ -50,7 +50,9 @@ __all__ = [
     "NotFittedError",
     "PluginLoadError",
     "ReporterSpec",
+    "Method",
     "SelectionStrategySpec",
+    "TrainableMethod",
     "TrainingError",
     "UnknownNameError",
     "__version__",
@@ -72,3 +74,18 @@ def list_names(kind: str, pattern: str = "*") -> list[str]:
     from medfairx.plugins import get_host
 
     return get_host().registry(kind).names(pattern)
+
+
+_LAZY = {
+    "Method": "medfairx.methods.base:Method",
+    "TrainableMethod": "medfairx.methods.trainable:TrainableMethod",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy exports: ``medfairx.TrainableMethod`` imports torch only when asked for."""
+    if name in _LAZY:
+        from medfairx.specs import resolve_target
+
+        return resolve_target(_LAZY[name])
+    raise AttributeError(f"module 'medfairx' has no attribute {name!r}")

@@ -108,12 +108,7 @@ class PluginHost:
             self._fail(info, f"could not be registered: {exc}")
             return
         self._modules[info.name] = plugin
-        info.hooks = sorted(
-            impl.specname
-            for caller in self.pm.get_hookcallers(plugin) or []
-            for impl in caller.get_hookimpls()
-            if impl.plugin is plugin
-        )
+        info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
         self._check_unknown_hooks(plugin, info)
         self._collect(plugin, info)
 

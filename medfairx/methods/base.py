@@ -37,6 +37,9 @@ class TaskData:
         sample_ids: ``(N,)`` sample identifiers (strings).
         n_groups: number of groups of the run's grouping.
         group_names: name of each group code.
+        prompts: ``None``, or a :class:`medfairx.prompts.PromptSet` (one tuple of prompts
+            per sample) derived from the ground truth by the framework for methods with
+            ``needs_prompts`` (promptable segmenters); it carries boxes and points only.
     """
 
     images: np.ndarray
@@ -45,6 +48,7 @@ class TaskData:
     sample_ids: np.ndarray
     n_groups: int = 1
     group_names: tuple[str, ...] = ()
+    prompts: Any = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -65,6 +69,7 @@ class TaskData:
             labels=None if self.labels is None else self.labels[index],
             groups=None if self.groups is None else self.groups[index],
             sample_ids=self.sample_ids[index],
+            prompts=None if self.prompts is None else self.prompts.subset(index),
         )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from medfairx.runner.execute import Echo, SweepResult, execute_run
+from medfairx.runner.execute import Echo, SweepResult, _now, execute_run
 from medfairx.runner.plan import RunSpec
 from medfairx.runner.store import RunStore
 
@@ -35,6 +35,10 @@ class Executor(Protocol):
         """Execute ``job.runs`` (finished runs were already filtered out)."""
         ...
 
+#: Lazy target of :func:`run_one_planned`, what process and cluster workers call per run
+#: (tests point workers at a fake instead).
+RUN_ONE_PLANNED = "medfairx.runner.executors:run_one_planned"
+
 
 def run_one_planned(spec: RunSpec, catalogue_path: Path | None, store_root: Path, *,
                     datasets: dict[str, Any] | None = None, echo: Echo | None = None) -> dict[str, Any]:
@@ -51,6 +55,11 @@ def run_one_planned(spec: RunSpec, catalogue_path: Path | None, store_root: Path
     return execute_run(spec, cache[spec.dataset], method_spec, RunStore(store_root), echo=echo, hook=host.pm.hook)
 
 
+def describe_run(spec: RunSpec) -> str:
+    """One-line description of a run for progress messages."""
+    return f"{spec.method} · {spec.dataset} · {spec.train_grouping or 'all groupings'} · seed {spec.seed}"
+
+
 def report_record(rec: dict[str, Any], store_root: Path, result: SweepResult, echo: Echo) -> None:
     """Echo one finished run and file it under done or failed."""
     if rec["status"] == "ok":
@@ -60,6 +69,42 @@ def report_record(rec: dict[str, Any], store_root: Path, result: SweepResult, ec
         result.failed.append(rec["run_id"])
         err = rec["error"]
         echo(f"      FAILED: {err['type']}: {err['message']}  (see {store_root / rec['run_id'] / 'log.txt'})")
+
+
+def record_lost_run(
+    spec: RunSpec,
+    store_root: Path,
+    *,
+    error_type: str,
+    message: str,
+    traceback: str = "",
+    started: str | None = None,
+    device: str | None = None,
+    duration_s: float = 0.0,
+) -> dict[str, Any]:
+    """Write a ``failed`` ``run.json`` for a run whose worker could not record it itself.
+
+    Used when a worker process died (signal, ``os._exit``, out of memory) or a job was
+    lost; the next ``medfairx bench`` retries the run since it is not finished.
+
+    Returns:
+        The record written (what :func:`report_record` expects).
+    """
+    from medfairx import __version__
+
+    now = _now()
+    record: dict[str, Any] = {
+        **spec.to_dict(),
+        "status": "failed",
+        "device": device or spec.device,
+        "medfairx_version": __version__,
+        "started": started or now,
+        "finished": now,
+        "duration_s": round(float(duration_s), 3),
+        "error": {"type": error_type, "message": message, "traceback": traceback},
+    }
+    RunStore(store_root).write_run(spec.run_id, record)
+    return record
 
 
 class LocalExecutor:
@@ -72,8 +117,7 @@ class LocalExecutor:
         """Run every planned run in order; a failure is recorded and the sweep goes on."""
         result = SweepResult()
         for i, spec in enumerate(job.runs, 1):
-            echo(f"[{i}/{len(job.runs)}] {spec.method} · {spec.dataset} · "
-                 f"{spec.train_grouping or 'all groupings'} · seed {spec.seed}")
+            echo(f"[{i}/{len(job.runs)}] {describe_run(spec)}")
             rec = run_one_planned(spec, job.catalogue_path, job.store_root, datasets=self.datasets,
                                   echo=echo if job.verbose else None)
             report_record(rec, job.store_root, result, echo)

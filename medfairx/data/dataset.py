@@ -1,0 +1,335 @@
+"""``FairDataset``: metadata, groupings, splits and images of one catalogue dataset."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from medfairx.data.groupings import build_groupings
+from medfairx.data.splits import SplitManifest, make_splits
+from medfairx.errors import ConfigError, DataError, UnknownNameError
+from medfairx.methods.base import TaskData
+from medfairx.specs import DatasetCard, GroupingSpec
+
+if TYPE_CHECKING:
+    from medfairx.config import Catalogue, DatasetConfig
+
+
+class ImageSource(Protocol):
+    """Where a dataset's pixels come from (an in-memory array or an HDF5 cache)."""
+
+    def read(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Images ``(n, C, *spatial)`` uint8 and masks ``(n, *spatial)`` (or ``None``) of ``rows``."""
+        ...
+
+
+@dataclass
+class ArraySource:
+    """Images (and masks) already in memory."""
+
+    images: np.ndarray
+    masks: np.ndarray | None = None
+
+    def read(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows of the arrays (all rows: the arrays themselves)."""
+        if rows is None:
+            return self.images, self.masks
+        return self.images[rows], None if self.masks is None else self.masks[rows]
+
+
+class FairDataset:
+    """One dataset as methods, runner and reports see it.
+
+    Attributes:
+        name: catalogue name.
+        card: :class:`DatasetCard` (task, classes, attributes, licence, revision).
+        config: its :class:`~medfairx.config.DatasetConfig`.
+        metadata: DataFrame indexed by string ``sample_id`` with ``patient_id``, ``label``
+            (classification) and attribute columns.
+        groupings: catalogue groupings of this dataset, by name.
+        splits: the :class:`SplitManifest`.
+        revision: hash of the source metadata, files and preprocessing.
+        info: adapter facts (rows in the source file, rows skipped, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        card: DatasetCard,
+        config: DatasetConfig,
+        metadata: pd.DataFrame,
+        source: ImageSource,
+        splits: SplitManifest,
+        revision: str,
+        groupings: dict[str, GroupingSpec],
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.card = card
+        self.config = config
+        self.metadata = metadata
+        self.source = source
+        self.splits = splits
+        self.revision = revision
+        self.groupings = groupings
+        self.info = dict(info or {})
+        self._assigned: dict[str, pd.Series] = {}
+        self._positions = pd.Series(np.arange(len(metadata)), index=metadata.index)
+
+    def __repr__(self) -> str:
+        return f"FairDataset({self.name!r}, task={self.card.task!r}, n={len(self.metadata)}, revision={self.revision!r})"
+
+    def __len__(self) -> int:
+        return len(self.metadata)
+
+    @property
+    def task(self) -> str:
+        """``"classification"`` or ``"segmentation"``."""
+        return self.card.task
+
+    # -- groupings ---------------------------------------------------------------------
+
+    def grouping(self, name: str) -> GroupingSpec:
+        """A grouping of this dataset, or a registered generic one whose columns it has."""
+        if name in self.groupings:
+            return self.groupings[name]
+        from medfairx.plugins import get_host
+
+        generic = get_host().registry("groupings")
+        if name in generic:
+            spec = generic.get(name)
+            if spec.dataset in (None, self.name) and all(c in self.metadata.columns for c in spec.columns):
+                return spec
+        raise UnknownNameError(
+            "grouping",
+            name,
+            self.groupings,
+            hint=f"Define it under datasets.{self.name}.groupings in the catalogue.",
+        )
+
+    def assign(self, grouping: str) -> pd.Series:
+        """Group label of every sample (Categorical, NaN outside every group); cached."""
+        if grouping not in self._assigned:
+            groups = self.grouping(grouping).assign(self.metadata)
+            if not isinstance(groups.dtype, pd.CategoricalDtype):
+                groups = groups.astype("category")
+            self._assigned[grouping] = groups
+        return self._assigned[grouping]
+
+    # -- splits ------------------------------------------------------------------------
+
+    def rows(self, split: str) -> np.ndarray:
+        """Positions in :attr:`metadata` of the samples of ``split``."""
+        return self._positions.loc[self.splits.ids(split)].to_numpy()
+
+    def split_metadata(self, split: str) -> pd.DataFrame:
+        """Metadata rows of ``split``, in split order."""
+        return self.metadata.iloc[self.rows(split)]
+
+    def group_labels(self, split: str, groupings: list[str] | None = None) -> pd.DataFrame:
+        """One string column per grouping (default: all of :attr:`groupings`); ``None`` outside groups."""
+        ids = self.splits.ids(split)
+        cols = {}
+        for g in groupings if groupings is not None else list(self.groupings):
+            values = self.assign(g).loc[ids].astype(object)
+            cols[g] = pd.Series([None if pd.isna(v) else str(v) for v in values], index=ids, dtype=object)
+        return pd.DataFrame(cols, index=pd.Index(ids, name="sample_id"))
+
+    # -- pixels ------------------------------------------------------------------------
+
+    def images(self, split: str) -> np.ndarray:
+        """Images of ``split``: ``(N, C, *spatial)`` uint8."""
+        return self.source.read(self.rows(split))[0]
+
+    def masks(self, split: str) -> np.ndarray:
+        """Label maps of ``split`` (segmentation only): ``(N, *spatial)``."""
+        masks = self.source.read(self.rows(split))[1]
+        if masks is None:
+            raise DataError(f"Dataset {self.name!r} has no masks (task {self.task!r}).")
+        return masks
+
+    def task_data(self, split: str, grouping: str | None = None) -> TaskData:
+        """``split`` as a :class:`TaskData` (images in memory; groups coded from ``grouping``,
+        ``-1`` for samples outside every group, ``None`` when no grouping is given)."""
+        rows = self.rows(split)
+        images, masks = self.source.read(rows)
+        if self.task == "segmentation":
+            if masks is None:
+                raise DataError(f"Dataset {self.name!r} is a segmentation dataset without masks.")
+            labels = masks.astype(np.int64)
+        else:
+            labels = self.metadata["label"].to_numpy(dtype=np.int64)[rows]
+        groups, names = None, ()
+        if grouping is not None:
+            cat = self.assign(grouping).array
+            groups = np.asarray(cat.codes, dtype=np.int64)[rows]
+            names = tuple(str(c) for c in cat.categories)
+        return TaskData(
+            images=images,
+            labels=labels,
+            groups=groups,
+            sample_ids=self.metadata.index.to_numpy(dtype=str)[rows],
+            n_groups=max(len(names), 1),
+            group_names=names,
+        )
+
+    # -- summary -----------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """Sizes, prevalences and checks, without reading any pixels (see :func:`describe_dataset`)."""
+        meta = self.metadata
+        problems = self.splits.check(meta)
+        labels = meta["label"] if "label" in meta.columns and self.task == "classification" else None
+        positive = (labels == 1) if labels is not None and self.card.num_classes == 2 else None
+
+        def stats(mask: pd.Series) -> dict[str, Any]:
+            n = int(mask.sum())
+            out: dict[str, Any] = {"n": n}
+            if positive is not None:
+                out["positives"] = int((positive & mask).sum())
+                out["prevalence"] = round(out["positives"] / n, 4) if n else None
+            out["splits"] = {s: int(mask.loc[list(ids)].sum()) for s, ids in self.splits.splits.items()}
+            return out
+
+        everyone = pd.Series(True, index=meta.index)
+        groupings: dict[str, Any] = {}
+        for g in self.groupings:
+            assigned = self.assign(g)
+            groups = {str(c): stats(assigned == c) for c in assigned.cat.categories}
+            groupings[g] = {
+                "groups": groups,
+                "outside": int(assigned.isna().sum()),
+                "dropped": dict(assigned.attrs.get("dropped", {})),
+            }
+            if len(groups) < 2:
+                problems.append(f"grouping {g!r} has {len(groups)} group(s) after exclusions; it needs 2")
+            for label, st in groups.items():
+                empty = [s for s, n in st["splits"].items() if n == 0]
+                if empty:
+                    problems.append(f"grouping {g!r}: group {label!r} has no sample in split(s) {empty}")
+        return {
+            "name": self.name,
+            "adapter": self.config.adapter,
+            "task": self.task,
+            "num_classes": self.card.num_classes,
+            "revision": self.revision,
+            "samples": len(meta),
+            **{k: v for k, v in self.info.items() if isinstance(v, (int, float, str))},
+            "overall": stats(everyone),
+            "splits": self.splits.sizes(),
+            "split_hash": self.splits.hash,
+            "patient_disjoint": self.splits.patient_disjoint(meta),
+            "groupings": groupings,
+            "problems": problems,
+        }
+
+
+def assemble(
+    cfg: DatasetConfig,
+    card: DatasetCard,
+    metadata: pd.DataFrame,
+    source: ImageSource,
+    revision: str,
+    *,
+    manifest_dir: Path | None = None,
+    info: dict[str, Any] | None = None,
+) -> FairDataset:
+    """Build a :class:`FairDataset` from an adapter's parts: check the metadata, build the
+    catalogue groupings and the split (saved under ``manifest_dir`` if given)."""
+    if metadata.index.has_duplicates:
+        dup = metadata.index[metadata.index.duplicated()][:3].tolist()
+        raise DataError(f"Dataset {cfg.name!r}: duplicate sample ids {dup}. Sample ids must be unique.")
+    need = ["patient_id"] + (["label"] if card.task == "classification" else [])
+    missing = [c for c in need if c not in metadata.columns]
+    if missing:
+        raise DataError(f"Adapter {cfg.adapter!r} produced metadata without column(s) {missing}.")
+    metadata = metadata.copy()
+    metadata.index = metadata.index.astype(str).rename("sample_id")
+    groupings = build_groupings(cfg)
+    for gname, spec in groupings.items():
+        absent = [c for c in spec.columns if c not in metadata.columns]
+        if absent:
+            raise ConfigError(
+                f"datasets.{cfg.name}.groupings.{gname}: column(s) {absent} are not in the metadata of "
+                f"adapter {cfg.adapter!r}. Available columns: {', '.join(map(str, metadata.columns))}."
+            )
+    if cfg.split.manifest is not None:
+        splits = SplitManifest.load(cfg.split.manifest)
+        problems = splits.check(metadata)
+        if problems:
+            raise DataError(f"Split manifest {cfg.split.manifest} does not fit dataset {cfg.name!r}: {'; '.join(problems)}.")
+    else:
+        splits = make_splits(
+            metadata,
+            cfg.split.ratios,
+            cfg.split.seed,
+            label_col="label" if card.task == "classification" else None,
+            stratify=cfg.split.stratify,
+        )
+        if manifest_dir is not None:
+            path = Path(manifest_dir) / f"{cfg.name}-{revision}-split-{splits.hash[:12]}.json"
+            if not path.exists():
+                splits.save(path)
+    card = dataclasses.replace(card, revision=revision)
+    return FairDataset(
+        name=cfg.name,
+        card=card,
+        config=cfg,
+        metadata=metadata,
+        source=source,
+        splits=splits,
+        revision=revision,
+        groupings=groupings,
+        info=info,
+    )
+
+
+def _catalogue(catalogue: Catalogue | str | Path | None) -> Catalogue:
+    from medfairx.config import Catalogue, load_catalogue
+
+    return catalogue if isinstance(catalogue, Catalogue) else load_catalogue(catalogue)
+
+
+def load_dataset(catalogue: Catalogue | str | Path | None, name: str, *, cache_dir: str | Path | None = None) -> FairDataset:
+    """Load catalogue dataset ``name`` through its registered adapter.
+
+    Args:
+        catalogue: a :class:`~medfairx.config.Catalogue`, a yaml path, or ``None`` (default).
+        name: the dataset's key in the catalogue.
+        cache_dir: where HDF5 caches and split manifests go (default: the catalogue's).
+    """
+    from medfairx.plugins import get_host
+
+    cat = _catalogue(catalogue)
+    cfg = cat.dataset(name)
+    spec = get_host().registry("datasets").get(cfg.adapter)
+    cache = Path(cache_dir) if cache_dir is not None else cat.cache_path
+    dataset = spec.load()(cfg, cache_dir=cache)
+    if not isinstance(dataset, FairDataset):
+        raise DataError(f"Dataset adapter {cfg.adapter!r} returned {type(dataset).__name__}, not a FairDataset.")
+    return dataset
+
+
+def describe_dataset(catalogue: Catalogue | str | Path | None, name: str, *, cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """Facts about a catalogue dataset without decoding images.
+
+    Returns:
+        A JSON-ready dict: ``samples``, adapter facts (e.g. ``source_rows``,
+        ``skipped_missing_images``), ``overall`` (n, positives, prevalence, per-split n),
+        ``splits`` sizes, ``split_hash``, ``patient_disjoint``, ``groupings`` (per group:
+        n, positives, prevalence, per-split n; ``outside``; ``dropped``), ``problems`` and
+        ``warnings`` (messages of the warnings raised while loading, e.g. skipped rows).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset = load_dataset(catalogue, name, cache_dir=cache_dir)
+        info = dataset.describe()
+    info["warnings"] = list(dict.fromkeys(str(w.message) for w in caught))
+    return info

@@ -1,0 +1,203 @@
+"""Built-in adapters for real datasets (and user CSVs), registered as plugins.
+
+Targets are lazy ``"medfairx.data.adapters.<name>:load"`` strings: importing this module
+imports neither torch, h5py nor pandas. Adapters marked "tested on fixtures written from the
+documentation" have never seen an original file (none could be obtained); the others are
+tested against the original metadata files.
+"""
+
+from __future__ import annotations
+
+from medfairx.hookspecs import hookimpl
+from medfairx.specs import DatasetCard, DatasetSpec, Register
+
+_MOD = "medfairx.data.adapters"
+DOC_FIXTURES = "Tested on fixtures written from the documentation (no original file was available)."
+_RESIZE = "Images resized bilinearly (antialiased) to image_size."
+
+CARDS: dict[str, DatasetCard] = {
+    "fitzpatrick17k": DatasetCard(
+        task="classification",
+        num_classes=2,
+        attributes=("skin_type", "skin_type_binary", "skin_type_centaur", "skin_type_centaur_binary"),
+        patient_id_column="md5hash (no patient id in the dataset: image-level splits)",
+        license="CC BY-NC-SA 3.0",
+        citation=(
+            "Groh M. et al. Evaluating deep neural networks trained on clinical images in dermatology with the "
+            "Fitzpatrick 17k dataset. CVPR Workshops (ISIC) 2021, 1820-1828. arXiv:2104.09957. Centaur labels: "
+            "Groh M. et al. Towards transparency in dermatology image datasets with skin tone annotations by "
+            "experts, crowds, and an algorithm. Proc. ACM HCI 6 (CSCW2), 2022."
+        ),
+        url="https://github.com/mattgroh/fitzpatrick17k",
+        revision="fitzpatrick17k.csv @ 9865ce95 (2022) or bb8c35f8 (2021)",
+        expected_layout=f"<root>/fitzpatrick17k.csv (either header version); <root>/images/<md5hash>.jpg. {_RESIZE}",
+        class_names=("non-malignant", "malignant"),
+    ),
+    "isic2019": DatasetCard(
+        task="classification",
+        num_classes=2,
+        attributes=("age", "sex", "site", "source"),
+        patient_id_column="lesion_id (image id when empty)",
+        license="CC BY-NC 4.0",
+        citation=(
+            "Tschandl P. et al. The HAM10000 dataset. Sci Data 5, 180161 (2018); Codella N. et al. "
+            "arXiv:1710.05006 (2017); Combalia M. et al. BCN20000: Dermoscopic lesions in the wild. "
+            "arXiv:1908.02288 (2019)."
+        ),
+        url="https://challenge.isic-archive.com/data/#2019",
+        revision="ISIC 2019 training release",
+        expected_layout=(
+            "<root>/ISIC_2019_Training_GroundTruth.csv, <root>/ISIC_2019_Training_Metadata.csv (original, CRLF); "
+            f"<root>/ISIC_2019_Training_Input/<image>.jpg (ids keep their _downsampled suffix). {_RESIZE}"
+        ),
+        class_names=("benign", "malignant"),
+    ),
+    "papila": DatasetCard(
+        task="classification",
+        num_classes=2,
+        attributes=("age", "sex", "eye"),
+        patient_id_column="ID (both eyes of a patient in one split)",
+        license="CC BY 4.0 (as reported by the figshare record; check before use)",
+        citation=(
+            "Kovalyk O. et al. PAPILA: Dataset with fundus images and clinical data of both eyes of the same "
+            "patient for glaucoma assessment. Scientific Data 9, 291 (2022)."
+        ),
+        url="https://doi.org/10.6084/m9.figshare.14798004",
+        expected_layout=(
+            "<root>/ClinicalData/patient_data_od.xlsx and patient_data_os.xlsx (two-row header; needs openpyxl); "
+            f"<root>/FundusImages/RET<ID>OD.jpg and RET<ID>OS.jpg. {DOC_FIXTURES} {_RESIZE}"
+        ),
+        class_names=("no glaucoma", "glaucoma"),
+    ),
+    "chexpert": DatasetCard(
+        task="classification",
+        num_classes=2,
+        attributes=("sex", "age", "race", "race_group", "race_binary", "ethnicity"),
+        patient_id_column="patientNNNNN parsed from Path",
+        license="Stanford University School of Medicine CheXpert Dataset Research Use Agreement",
+        citation=(
+            "Irvin J. et al. CheXpert: A Large Chest Radiograph Dataset with Uncertainty Labels and Expert "
+            "Comparison. AAAI 2019, arXiv:1901.07031."
+        ),
+        url="https://stanfordmlgroup.github.io/competitions/chexpert/",
+        expected_layout=(
+            "<root>/CheXpert-v1.0-small/train.csv, valid.csv and the image folders they name; optionally "
+            f"<root>/CHEXPERT DEMO.xlsx (race). {DOC_FIXTURES} {_RESIZE}"
+        ),
+        class_names=("no No Finding", "No Finding"),
+    ),
+    "mimic_cxr": DatasetCard(
+        task="classification",
+        num_classes=2,
+        attributes=("sex", "age", "race", "race_group", "race_binary"),
+        patient_id_column="subject_id",
+        license="PhysioNet Credentialed Health Data License 1.5.0",
+        citation=(
+            "Johnson A.E.W. et al. MIMIC-CXR-JPG, a large publicly available database of labeled chest "
+            "radiographs. arXiv:1901.07042 (2019); Johnson A.E.W. et al. MIMIC-IV, a freely accessible "
+            "electronic health record dataset. Sci Data 10, 1 (2023)."
+        ),
+        url="https://physionet.org/content/mimic-cxr-jpg/",
+        expected_layout=(
+            "<root>/mimic-cxr-2.0.0-{metadata,chexpert,split}.csv.gz and <root>/files/pXX/p<subject>/s<study>/"
+            "<dicom_id>.jpg; MIMIC-IV hosp/patients.csv.gz and hosp/admissions.csv.gz (options.patients, "
+            f"options.admissions). {DOC_FIXTURES} {_RESIZE}"
+        ),
+        class_names=("no No Finding", "No Finding"),
+    ),
+    "harvard_fairseg": DatasetCard(
+        task="segmentation",
+        num_classes=3,
+        attributes=("age", "sex", "race", "ethnicity", "language", "marital_status"),
+        patient_id_column="file stem (one patient per file)",
+        license="CC BY-NC-ND 4.0",
+        citation=(
+            "Tian Y. et al. FairSeg: A Large-Scale Medical Image Segmentation Dataset for Fairness Learning Using "
+            "Segment Anything Model with Fair Error-Bound Scaling. ICLR 2024, arXiv:2311.02189."
+        ),
+        url="https://github.com/Harvard-Ophthalmology-AI-Lab/FairSeg",
+        expected_layout=(
+            "<root>/**/data_XXXXX.npz (slo_fundus, disc_cup_mask, age, gender, race, ethnicity, language, "
+            "maritalstatus); mask values mapped by options.mask_values (default abs(): 0 background, 1 rim, "
+            f"2 cup). Grey image repeated on 3 channels. {DOC_FIXTURES}"
+        ),
+        class_names=("background", "rim", "cup"),
+    ),
+    "tn_scui2020": DatasetCard(
+        task="classification",
+        num_classes=2,
+        attributes=(),
+        patient_id_column="ID (no patient id in the dataset: image-level splits)",
+        license="TN-SCUI 2020 challenge terms of use (registration; no redistribution)",
+        citation="TN-SCUI 2020 challenge, MICCAI 2020, https://tn-scui2020.grand-challenge.org/.",
+        url="https://tn-scui2020.grand-challenge.org/",
+        revision="train.csv (3,644 rows)",
+        expected_layout=(
+            "<root>/train.csv (ID,CATE; CR, LF or CRLF), <root>/image/<ID>, <root>/mask/<ID>; sensitive "
+            f"attributes from a user table (options.attributes_csv with an ID column). {_RESIZE}"
+        ),
+        class_names=("benign", "malignant"),
+    ),
+    "pad_ufes20": DatasetCard(
+        task="classification",
+        num_classes=2,
+        attributes=("age", "sex", "skin_type", "skin_type_binary", "region"),
+        patient_id_column="patient_id",
+        license="CC BY 4.0",
+        citation=(
+            "Pacheco A.G.C. et al. PAD-UFES-20: a skin lesion dataset composed of patient data and clinical "
+            "images collected from smartphones. Data in Brief 32, 106221 (2020)."
+        ),
+        url="https://doi.org/10.17632/zr7vgbcyr2.1",
+        expected_layout=f"<root>/metadata.csv (26 columns); images anywhere below <root>/images/. {DOC_FIXTURES} {_RESIZE}",
+        class_names=("non-cancer", "cancer"),
+    ),
+    "ddi": DatasetCard(
+        task="classification",
+        num_classes=2,
+        attributes=("skin_tone",),
+        patient_id_column="DDI_ID (no patient id in the dataset)",
+        license="Stanford AIMI research use agreement (non-commercial, no redistribution)",
+        citation=(
+            "Daneshjou R. et al. Disparities in dermatology AI performance on a diverse, curated clinical image "
+            "set. Science Advances 8(31), eabq6147 (2022)."
+        ),
+        url="https://ddi-dataset.github.io/",
+        expected_layout=f"<root>/ddi_metadata.csv; <root>/images/<DDI_file>. {DOC_FIXTURES} {_RESIZE}",
+        class_names=("benign", "malignant"),
+    ),
+    "custom": DatasetCard(
+        task="classification",
+        num_classes=2,
+        attributes=(),
+        patient_id_column="options.patient_column",
+        license="(the user's data)",
+        citation="(the user's data)",
+        url="",
+        expected_layout=(
+            "<root>/<options.csv> naming image paths (and mask paths) relative to <root>, a label column and "
+            f"attribute columns; see medfairx.data.adapters.custom. {_RESIZE}"
+        ),
+        class_names=(),
+    ),
+}
+
+SUMMARIES: dict[str, str] = {
+    "fitzpatrick17k": "Fitzpatrick17k clinical dermatology images; malignant vs rest; skin type (Scale AI and Centaur).",
+    "isic2019": "ISIC 2019 dermoscopy (ground truth + metadata); malignant vs benign; age, sex, site. Contains HAM10000.",
+    "papila": "PAPILA fundus images of both eyes; glaucoma vs healthy (suspicious excluded); age, sex.",
+    "chexpert": "CheXpert chest X-rays; one finding (default No Finding) with an uncertain-label policy; sex, age, race.",
+    "mimic_cxr": "MIMIC-CXR-JPG chest X-rays with MIMIC-IV sex, age and race; one finding with an uncertain-label policy.",
+    "harvard_fairseg": "Harvard-FairSeg SLO fundus npz; optic cup and rim segmentation; six demographic attributes.",
+    "tn_scui2020": "TN-SCUI 2020 thyroid ultrasound; benign vs malignant or nodule segmentation; attributes from a user table.",
+    "pad_ufes20": "PAD-UFES-20 smartphone skin images; cancer (BCC, SCC, MEL) vs rest; age, sex, skin type.",
+    "ddi": "DDI clinical dermatology images (external test set); malignant vs benign; skin tone 12/34/56.",
+    "custom": "Your own images from one CSV: image path, label or mask, attribute and patient columns.",
+}
+
+
+@hookimpl
+def register_datasets(register: Register) -> None:
+    """Register the real-dataset and custom adapters."""
+    for name, card in CARDS.items():
+        register(DatasetSpec(name, f"{_MOD}.{name}:load", card=card, summary=SUMMARIES[name]))

@@ -1,0 +1,244 @@
+"""Score a run store into the long results table of docs/CONTRACTS.md.
+
+For every successful run, every selection strategy and every grouping the run is scored
+under, this module picks the predictions (the strategy's epoch from ``epochs.parquet``
+chosen on validation rows, or ``predictions.parquet`` for ``final`` / runs without an
+epochs file), chooses the decision threshold on the VALIDATION rows, and computes every
+metric on the TEST rows with stratified bootstrap CIs (test rows sorted by ``sample_id``,
+so two runs on the same test set share their resamples: CIs are paired across methods).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medfairx.errors import ConfigError
+from medfairx.metrics.bootstrap import DEFAULT_N_BOOT, StratifiedBootstrap, bootstrap
+from medfairx.metrics.catalogue import BY_NAME, CLS, MetricDef
+from medfairx.metrics.engine import resolve_defs
+from medfairx.metrics.functions import EngineMetric
+from medfairx.metrics.store import GROUP_PREFIX, StoredRun, iter_runs, problem_from_frame, scores_of
+from medfairx.metrics.thresholds import DEFAULT_POLICY, choose_threshold, parse_policy
+
+RESULT_COLUMNS = [
+    "suite", "dataset", "grouping", "method", "seed", "strategy", "metric", "scope", "group", "value",
+    "ci_low", "ci_high", "n", "prevalence", "higher_is_better", "kind", "task", "threshold",
+]
+FAILURE_COLUMNS = ["suite", "run_id", "method", "dataset", "grouping", "seed", "error_type", "error_message"]
+AGG_KEYS = ["suite", "dataset", "grouping", "method", "strategy", "metric", "scope", "group"]
+NO_VAL = "{run}: no validation rows; threshold falls back to 0.5."
+MISSING_GROUP_COLUMN = "{run}: predictions have no column {column!r} for grouping {grouping!r}; skipped."
+UNKNOWN_STRATEGY_TASK = "Selection strategy {name!r} is not callable."
+
+
+def _strategy(name: str) -> Any:
+    from medfairx.selection import STRATEGIES
+
+    if name in STRATEGIES:
+        return STRATEGIES[name]
+    from medfairx.plugins import get_host
+
+    return get_host().registry("selection_strategies").get(name).load()
+
+
+def _plugin_metric(name: str) -> Any:
+    from medfairx.plugins import get_host
+
+    return get_host().registry("metrics").get(name)
+
+
+def _split_metrics(names: list[str] | None, task: str, num_classes: int) -> tuple[list[MetricDef], list[Any]]:
+    """Built-in definitions (fast path) and plugin MetricSpecs (explicit resampling) of ``task``."""
+    if names is None:
+        return resolve_defs(None, task, num_classes=num_classes), []
+    builtin, plugin = [], []
+    for name in names:
+        if name in BY_NAME:
+            if BY_NAME[name].task == task:
+                builtin.append(BY_NAME[name])
+            continue
+        spec = _plugin_metric(name)
+        if spec.task == task:
+            target = spec.load()
+            if isinstance(target, EngineMetric):
+                builtin.append(target.definition)
+            else:
+                plugin.append(spec)
+    return builtin, plugin
+
+
+def _plugin_rows(spec: Any, test: pd.DataFrame, task: str, column: str, threshold: float, n_boot: int,
+                 seed: int, ci: float = 0.95) -> dict[str, Any]:
+    """Summary row of a third-party metric, bootstrapped by explicit resampling."""
+    fn = spec.load()
+    problem = problem_from_frame(test, task, column, threshold=threshold)
+    keep = test[column].notna().to_numpy()
+    y = test["y_true"].to_numpy()[keep] if task == CLS else None
+    s = scores_of(test)[keep] if task == CLS else test["dice"].to_numpy()[keep]
+    g = test[column].to_numpy()[keep]
+    kw = {"threshold": threshold} if task == CLS else {}
+
+    def call(idx: np.ndarray) -> float:
+        return float(fn(None if y is None else y[idx], s[idx], sensitive_features=g[idx], **kw))
+
+    value = call(np.arange(len(g)))
+    sampler = StratifiedBootstrap(problem.strata(), n_boot, seed)
+    reps = np.array([call(sampler.indices(b)) for b in range(n_boot)])
+    lo, hi = (np.nanpercentile(reps, [(1 - ci) / 2 * 100, (1 + ci) / 2 * 100]) if n_boot else (np.nan, np.nan))
+    return dict(metric=spec.name, scope="summary", group="", value=value, ci_low=lo, ci_high=hi, n=problem.n,
+                prevalence=problem.prevalence()[0], higher_is_better=spec.higher_is_better, kind=spec.kind)
+
+
+def score_predictions(
+    frame: pd.DataFrame,
+    *,
+    task: str,
+    grouping: str,
+    metrics: list[str] | None = None,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    threshold_policy: str = DEFAULT_POLICY,
+    run_name: str = "predictions",
+) -> pd.DataFrame:
+    """Score one prediction table (val + test rows) under one grouping.
+
+    Returns:
+        Rows with metric, scope, group, value, ci_low, ci_high, n, prevalence,
+        higher_is_better, kind, task, threshold.
+    """
+    column = GROUP_PREFIX + grouping
+    val = frame[frame["split"] == "val"]
+    test = frame[frame["split"] == "test"].sort_values("sample_id", kind="mergesort")
+    scores = scores_of(test, run_name) if task == CLS else None
+    num_classes = 2 if scores is None or scores.ndim == 1 else scores.shape[1]
+    threshold = float("nan")
+    if task == CLS and num_classes == 2:
+        if len(val) == 0:
+            warnings.warn(NO_VAL.format(run=run_name), RuntimeWarning, stacklevel=2)
+            threshold = 0.5
+        else:
+            threshold = choose_threshold(val["y_true"].to_numpy(), scores_of(val, run_name), threshold_policy)
+    builtin, plugin = _split_metrics(metrics, task, num_classes)
+    problem = problem_from_frame(test, task, column, threshold=0.5 if np.isnan(threshold) else threshold,
+                                 where=run_name)
+    parts = []
+    if builtin:
+        res = bootstrap(problem, builtin, n_boot=n_boot, seed=seed)
+        rows = res.to_frame()
+        rows["higher_is_better"] = rows["metric"].map(lambda m: BY_NAME[m].higher_is_better)
+        rows["kind"] = rows["metric"].map(lambda m: BY_NAME[m].kind)
+        parts.append(rows)
+    if plugin:
+        parts.append(pd.DataFrame([_plugin_rows(s, test, task, column, threshold, n_boot, seed) for s in plugin]))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    out["task"] = task
+    out["threshold"] = threshold
+    return out
+
+
+def evaluate_runs(
+    runs_dir: Path,
+    *,
+    metrics: list[str] | None = None,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    threshold_policy: str = DEFAULT_POLICY,
+    strategies: list[str] | None = None,
+) -> pd.DataFrame:
+    """The long results table of every successful run under ``runs_dir``.
+
+    Args:
+        runs_dir: the store root (``runs/``) or a suite folder; every ``run.json`` below counts.
+        metrics: metric names (built-in or plugin); ``None`` = every built-in metric of the task.
+        n_boot: bootstrap replicates per (run, strategy, grouping).
+        seed: bootstrap seed.
+        threshold_policy: how thresholds are chosen on validation (see
+            :mod:`medfairx.metrics.thresholds`).
+        strategies: selection strategies; ``None`` = overall, worst_group, pareto, dto, final.
+            Without ``epochs.parquet`` every strategy scores the final checkpoint.
+
+    Returns:
+        One row per value, columns :data:`RESULT_COLUMNS`.
+    """
+    from medfairx.selection import STRATEGIES
+
+    parse_policy(threshold_policy)
+    names = list(STRATEGIES) if strategies is None else list(strategies)
+    fns = {n: _strategy(n) for n in names}
+    for n, fn in fns.items():
+        if not callable(fn):
+            raise ConfigError(UNKNOWN_STRATEGY_TASK.format(name=n))
+    tables = []
+    for run in iter_runs(Path(runs_dir)):
+        if run.ok:
+            tables.append(_evaluate_run(run, fns, metrics, n_boot, seed, threshold_policy))
+    if not tables:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    return pd.concat(tables, ignore_index=True)[RESULT_COLUMNS]
+
+
+def _evaluate_run(run: StoredRun, fns: dict[str, Any], metrics: list[str] | None, n_boot: int, seed: int,
+                  policy: str) -> pd.DataFrame:
+    rec, task = run.record, run.task
+    preds = run.predictions()
+    epochs = run.epochs()
+    cache: dict[tuple[str, int | None], pd.DataFrame] = {}
+    out = []
+    for grouping in run.groupings(preds):
+        column = GROUP_PREFIX + grouping
+        if column not in preds.columns:
+            warnings.warn(MISSING_GROUP_COLUMN.format(run=run.path, column=column, grouping=grouping),
+                          RuntimeWarning, stacklevel=2)
+            continue
+        val_history = None if epochs is None else epochs[epochs["split"] == "val"]
+        for name, fn in fns.items():
+            epoch = None if val_history is None or name == "final" else fn(
+                val_history, task=task, group_column=column)
+            key = (grouping, epoch)
+            if key not in cache:
+                frame = preds if epoch is None else epochs[epochs["epoch"] == epoch]
+                cache[key] = score_predictions(frame, task=task, grouping=grouping, metrics=metrics,
+                                               n_boot=n_boot, seed=seed, threshold_policy=policy,
+                                               run_name=str(run.path))
+            rows = cache[key].copy()
+            rows["strategy"] = name
+            rows["grouping"] = grouping
+            out.append(rows)
+    if not out:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    table = pd.concat(out, ignore_index=True)
+    for col in ("suite", "dataset", "method", "seed"):
+        table[col] = rec.get(col)
+    return table
+
+
+def collect_failures(runs_dir: Path) -> pd.DataFrame:
+    """Runs whose status is not ``ok``: who failed, and the error type and message."""
+    rows = []
+    for run in iter_runs(Path(runs_dir)):
+        if run.ok:
+            continue
+        rec = run.record
+        err = rec.get("error") or {}
+        rows.append(dict(suite=rec.get("suite"), run_id=rec.get("run_id", run.path.name), method=rec.get("method"),
+                         dataset=rec.get("dataset"), grouping=rec.get("train_grouping"), seed=rec.get("seed"),
+                         error_type=err.get("type"), error_message=err.get("message")))
+    return pd.DataFrame(rows, columns=FAILURE_COLUMNS)
+
+
+def aggregate_seeds(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std (ddof 1) of ``value`` across seeds.
+
+    Keys: suite, dataset, grouping, method, strategy, metric, scope, group. Columns added:
+    ``mean``, ``std``, ``n_seeds``; ``higher_is_better``, ``kind`` and ``task`` are kept.
+    """
+    keys = [k for k in AGG_KEYS if k in results.columns]
+    grouped = results.groupby(keys, dropna=False, sort=True)
+    agg = grouped["value"].agg(mean="mean", std="std", n_seeds="count").reset_index()
+    meta = grouped[["higher_is_better", "kind", "task"]].first().reset_index()
+    return agg.merge(meta, on=keys, how="left")

@@ -1,0 +1,29 @@
+"""ERM (METHODS.md §1.1): the framework loop with the mean per-sample task loss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medfairx.methods.trainable import TrainableMethod
+from medfairx_baselines import ERM_SPEC
+
+
+class ERM(TrainableMethod):
+    """Empirical risk minimisation, ``L = (1/n) Σ_i ℓ_i``, with the task recipe.
+
+    Args:
+        recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides.
+    """
+
+    name = ERM_SPEC.name
+    summary = ERM_SPEC.summary
+    reference = ERM_SPEC.reference
+    tags = ERM_SPEC.tags
+
+    def __init__(self, recipe: dict[str, Any] | None = None) -> None:
+        super().__init__(recipe=recipe)
+
+    @classmethod
+    def test_params(cls) -> dict[str, Any]:
+        """Two short epochs."""
+        return {"recipe": {"epochs": 2, "max_steps_per_epoch": 3, "batch_size": 16}}

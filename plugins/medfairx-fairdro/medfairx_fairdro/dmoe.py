@@ -1,0 +1,182 @@
+"""dMoE (METHODS.md §6): a UNet with attribute-routed sparse experts, plain segmentation loss.
+
+The network is :class:`~medfairx_fairdro.networks.DMoEUNet`, called as ``model(x, a)``: the
+method overrides :meth:`TrainableMethod.forward` so that training, validation and
+``predict_scores`` pass every sample's group code ``a`` (``batch.g``). The method owns its
+architecture: the run's ``ctx.backbone`` is not used (the log says so).
+
+Routing fallback: samples whose group code is ``-1`` (outside every group of the grouping)
+are routed by router 0 (see :mod:`medfairx_fairdro.moe`). The number of routers is the
+training grouping's group count, or ``max_attr`` when given (the 3D code allocates 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from medfairx.errors import ConfigError
+from medfairx.methods.base import RunContext, TaskData
+from medfairx.methods.trainable import Batch, TrainableMethod
+from medfairx_fairdro import DMOE_SPEC
+from medfairx_fairdro.networks import DEFAULT_CHANNELS, DMoEUNet
+
+
+class DMoE(TrainableMethod):
+    """Distribution-aware mixture of experts with the ``0.5·CE + 0.5·Dice`` loss.
+
+    Args:
+        n_experts: experts per MoE layer ``E`` (shared across attribute values).
+        top_k: experts per token ``k``.
+        expert_width: expert hidden-size factor (hidden size ``expert_width·d``).
+        expert_dropout: dropout at the end of every expert.
+        router_noise_eval: also add router noise at inference, as the official code does
+            (medfairx's default adds it only in training).
+        max_attr: routers per MoE layer; ``None`` = the training grouping's group count.
+        channels: encoder channels of the dMoE-UNet (one MoE per stage).
+        recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides.
+
+    Attributes:
+        n_routers_: routers per MoE layer of the fitted network.
+    """
+
+    name = DMOE_SPEC.name
+    summary = DMOE_SPEC.summary
+    reference = DMOE_SPEC.reference
+    tags = DMOE_SPEC.tags
+
+    #: ``True``: one router per attribute value (dMoE); ``False``: a single router (MoE).
+    attribute_routing: bool = True
+
+    def __init__(
+        self,
+        n_experts: int = 8,
+        top_k: int = 2,
+        expert_width: int = 4,
+        expert_dropout: float = 0.1,
+        router_noise_eval: bool = False,
+        max_attr: int | None = None,
+        channels: Sequence[int] = DEFAULT_CHANNELS,
+        recipe: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(recipe=recipe)
+        self.n_experts = n_experts
+        self.top_k = top_k
+        self.expert_width = expert_width
+        self.expert_dropout = expert_dropout
+        self.router_noise_eval = router_noise_eval
+        self.max_attr = max_attr
+        self.channels = channels
+
+    @classmethod
+    def test_params(cls) -> dict[str, Any]:
+        """A three-stage network and two short epochs."""
+        return {"channels": (8, 16, 32), "recipe": {"epochs": 2, "max_steps_per_epoch": 3, "batch_size": 16}}
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def _label(self) -> str:
+        return self.name or type(self).__name__
+
+    def count_routers(self, train: TaskData) -> int:
+        """Routers per MoE layer: 1 without attribute routing, else ``max_attr`` or the
+        training grouping's group count.
+
+        Raises:
+            ConfigError: no group codes, or ``max_attr`` smaller than the group count.
+        """
+        if not self.attribute_routing:
+            return 1
+        if train.groups is None:
+            raise ConfigError(
+                f"{self._label()} routes every sample by its group but train.groups is None; run it "
+                "with a training grouping (it is tagged uses_groups_in_fit)."
+            )
+        needed = max(int(train.n_groups), int(np.asarray(train.groups).max(initial=-1)) + 1, 1)
+        if self.max_attr is None:
+            return needed
+        if int(self.max_attr) < needed:
+            raise ConfigError(
+                f"{self._label()}: max_attr={self.max_attr} routers cannot serve the grouping's {needed} groups; "
+                "raise max_attr or leave it None."
+            )
+        return int(self.max_attr)
+
+    def route(self, groups: torch.Tensor | None) -> torch.Tensor | None:
+        """The attribute codes handed to the network (``None`` without attribute routing).
+
+        Raises:
+            ConfigError: attribute routing without group codes.
+        """
+        if not self.attribute_routing:
+            return None
+        if groups is None:
+            raise ConfigError(
+                f"{self._label()} needs every sample's group code (attribute-aware inference) but the "
+                "batch has none; it is tagged uses_groups_in_predict and must get data.groups."
+            )
+        return groups
+
+    # -- TrainableMethod hooks -------------------------------------------------------------
+
+    def build_model(self, ctx: RunContext) -> nn.Module:
+        """The dMoE-UNet for ``ctx`` (segmentation only, 2D or 3D)."""
+        if ctx.task != "segmentation":
+            raise ConfigError(f"{self._label()} is a segmentation method; got task {ctx.task!r}.")
+        return DMoEUNet(
+            in_channels=ctx.in_channels,
+            num_classes=ctx.num_classes,
+            spatial_dims=ctx.spatial_dims,
+            channels=tuple(self.channels),
+            n_routers=getattr(self, "n_routers_", 1),
+            n_experts=self.n_experts,
+            top_k=self.top_k,
+            expert_width=self.expert_width,
+            expert_dropout=self.expert_dropout,
+            router_noise_eval=self.router_noise_eval,
+        )
+
+    def forward(self, model: nn.Module, batch: Batch, ctx: RunContext) -> Any:
+        """``model(x, a)``: logits with every sample routed by its group code."""
+        return model(batch.x, self.route(batch.g))
+
+    def on_fit_start(self, train: TaskData, val: TaskData, ctx: RunContext) -> None:
+        """Log the architecture (the run's backbone is not used)."""
+        ctx.log(
+            f"[{self._label()}] dMoE-UNet channels={list(self.channels)} routers={self.n_routers_} "
+            f"experts={self.n_experts} top_k={self.top_k} (own architecture; backbone {ctx.backbone!r} unused)"
+        )
+
+    def extra_state(self) -> dict[str, Any]:
+        """The router count (needed to rebuild the network)."""
+        return {"n_routers": self.n_routers_}
+
+    # -- Method API ------------------------------------------------------------------------
+
+    def fit(self, train: TaskData, val: TaskData, ctx: RunContext) -> DMoE:
+        """Size the routers from the training grouping, then train (see TrainableMethod.fit)."""
+        self.n_routers_ = self.count_routers(train)
+        super().fit(train, val, ctx)
+        return self
+
+    def predict_scores(self, data: TaskData, ctx: RunContext) -> np.ndarray:
+        """Softmax probabilities ``(N, C, *spatial)``, routed by ``data.groups``.
+
+        Raises:
+            NotFittedError: before ``fit``.
+            ConfigError: attribute routing and ``data.groups is None``.
+        """
+        self.check_fitted("predict_scores")
+        if self.attribute_routing and data.groups is None:
+            self.route(None)
+        return super().predict_scores(data if self.attribute_routing else data.without_groups(), ctx)
+
+    def load_state_dict(self, state: dict[str, Any], ctx: RunContext) -> DMoE:
+        """Rebuild the network with the saved router count and restore it."""
+        self.n_routers_ = int(state.get("extra", {}).get("n_routers", 1))
+        super().load_state_dict(state, ctx)
+        return self

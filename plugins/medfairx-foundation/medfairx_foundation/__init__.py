@@ -1,0 +1,98 @@
+"""medfairx-foundation: fairness evaluation of promptable (foundation) segmenters.
+
+METHODS.md §7. Every method here is prompted from the ground truth (tag ``needs_prompts``):
+the framework derives boxes / points from the ground truth in an audited step
+(:func:`medfairx.prompts.attach_prompts`) and the method sees only those prompts and the
+image, so its scores are an upper bound on interactive performance.
+
+Importing this module is cheap (no torch): the specs name lazy targets. The SAM and MedSAM
+specs are always registered; when the optional ``segment-anything`` package or a
+checkpoint is missing, their summary starts with ``UNAVAILABLE:`` and the reason, and
+``fit`` raises :class:`~medfairx_foundation.availability.MethodUnavailableError`.
+"""
+
+from __future__ import annotations
+
+from medfairx import MethodSpec, hookimpl
+from medfairx.prompts import PromptedMethodTags
+from medfairx.specs import Register
+from medfairx_foundation.availability import listed_summary
+
+__all__ = [
+    "BOX_ELLIPSE_SPEC",
+    "BOX_THRESHOLD_SPEC",
+    "MEDSAM_SPEC",
+    "PROMPT_UNET_SPEC",
+    "SAM_SPEC",
+    "SPECS",
+    "register_methods",
+]
+
+_SEG_2D = {"tasks": ("segmentation",), "spatial_dims": (2,)}
+EVAL_TAGS = PromptedMethodTags(evaluation_only=True, **_SEG_2D)  # type: ignore[arg-type]
+TRAINED_TAGS = PromptedMethodTags(**_SEG_2D)  # type: ignore[arg-type]
+GT_NOTE = "Prompted from ground truth (upper bound)."
+SAM_PAPER = "Kirillov et al. Segment Anything. ICCV 2023"
+
+BOX_ELLIPSE_SPEC = MethodSpec(
+    name="box_ellipse",
+    target="medfairx_foundation.classical:BoxEllipse",
+    tags=EVAL_TAGS,
+    summary=f"Weight-free lower bound: fills the ellipse inscribed in each prompt box. {GT_NOTE}",
+    reference="METHODS.md §7 adapter (a); protocol of Li et al. MICCAI 2024 (arXiv 2406.12646).",
+)
+
+BOX_THRESHOLD_SPEC = MethodSpec(
+    name="box_threshold",
+    target="medfairx_foundation.classical:BoxThreshold",
+    tags=EVAL_TAGS,
+    summary=(
+        "Weight-free classical promptable baseline: Otsu threshold inside the prompt box (polarity "
+        f"from a ring around the box), largest (or point-containing) connected component, holes filled. {GT_NOTE}"
+    ),
+    reference="Otsu. A threshold selection method from gray-level histograms. IEEE TSMC 1979.",
+)
+
+PROMPT_UNET_SPEC = MethodSpec(
+    name="prompt_unet",
+    target="medfairx_foundation.prompt_unet:TinyPromptUNet",
+    tags=TRAINED_TAGS,
+    summary=(
+        "monai BasicUNet with the rasterised prompt as an extra input channel, trained briefly on the "
+        f"training split with jittered ground-truth prompts. {GT_NOTE}"
+    ),
+    reference="METHODS.md §7 adapter (b).",
+)
+
+SAM_SPEC = MethodSpec(
+    name="sam",
+    target="medfairx_foundation.sam:SAM",
+    tags=EVAL_TAGS,
+    summary=listed_summary(
+        "sam",
+        "Segment Anything from a user-supplied checkpoint (checkpoint=PATH, model_type=vit_b|vit_l|vit_h|tiny); "
+        f"SAM preprocessing (longest side, pixel mean/std, pad). {GT_NOTE}",
+    ),
+    reference=f"{SAM_PAPER}; evaluated as in Li et al. MICCAI 2024 (arXiv 2406.12646).",
+)
+
+MEDSAM_SPEC = MethodSpec(
+    name="medsam",
+    target="medfairx_foundation.sam:MedSAM",
+    tags=EVAL_TAGS,
+    summary=listed_summary(
+        "medsam",
+        "MedSAM (SAM vit_b fine-tuned on medical images) from a user-supplied checkpoint; box prompts, "
+        f"MedSAM preprocessing (1024² resize, min-max to [0, 1]). {GT_NOTE}",
+    ),
+    reference=f"Ma et al. Segment anything in medical images. Nat Commun 2024; {SAM_PAPER}.",
+)
+
+SPECS: tuple[MethodSpec, ...] = (BOX_ELLIPSE_SPEC, BOX_THRESHOLD_SPEC, PROMPT_UNET_SPEC, SAM_SPEC, MEDSAM_SPEC)
+
+
+@hookimpl
+def register_methods(register: Register) -> None:
+    """Register the promptable-segmenter methods (lazy targets)."""
+    for spec in SPECS:
+        register(spec)

@@ -1,0 +1,187 @@
+"""SAM / MedSAM adapters: availability reasons, and a random tiny SAM driven end to end
+through a temporary checkpoint (no download)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medfairx.errors import ConfigError
+from medfairx.prompts import Prompt
+from medfairx_foundation import availability
+from medfairx_foundation.availability import MethodUnavailableError, listed_summary, unavailable_reason
+
+HAVE_SAM = importlib.util.find_spec("segment_anything") is not None
+if not HAVE_SAM and os.environ.get("CI"):
+    raise RuntimeError(
+        "CI must run the SAM adapter tests: install the extra, pip install -e 'plugins/medfairx-foundation[sam]' "
+        "(segment-anything has no dependencies and leaves torch alone)."
+    )
+needs_sam = pytest.mark.skipif(not HAVE_SAM, reason="segment-anything not installed (pip install -e 'plugins/medfairx-foundation[sam]')")
+
+
+def test_unavailable_reasons(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("MEDFAIRX_SAM_CHECKPOINT", raising=False)
+    monkeypatch.setattr(availability, "package_missing_reason", lambda: None)
+    assert "no checkpoint configured" in unavailable_reason("sam")
+    assert "MEDFAIRX_SAM_CHECKPOINT" in unavailable_reason("sam")
+    assert "does not exist" in unavailable_reason("sam", tmp_path / "nope.pth")
+    (tmp_path / "w.pth").write_bytes(b"x")
+    monkeypatch.setenv("MEDFAIRX_SAM_CHECKPOINT", str(tmp_path / "w.pth"))
+    assert unavailable_reason("sam") is None and listed_summary("sam", "S") == "S"
+    monkeypatch.setattr(availability, "package_missing_reason", lambda: "segment-anything is not installed")
+    assert listed_summary("sam", "S").startswith("UNAVAILABLE: segment-anything is not installed. S")
+
+
+def test_real_missing_package_reason(monkeypatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "segment_anything" else real(n, *a))
+    assert "pip install 'medfairx-foundation[sam]'" in availability.package_missing_reason()
+
+
+def test_sam_without_checkpoint_is_listed_unavailable_and_fit_raises(monkeypatch, make_blobs, make_ctx) -> None:
+    from medfairx.plugins import get_host
+
+    monkeypatch.delenv("MEDFAIRX_SAM_CHECKPOINT", raising=False)
+    spec = get_host().registry("methods").get("sam")
+    if not os.environ.get("MEDFAIRX_SAM_CHECKPOINT"):
+        assert spec.summary.startswith("UNAVAILABLE: ")
+    from medfairx_foundation.sam import SAM
+
+    data = make_blobs(n=4)
+    with pytest.raises(MethodUnavailableError, match="'sam' is unavailable"):
+        SAM().fit(data, data, make_ctx())
+
+
+# --- the end-to-end test with a random tiny SAM ---------------------------------------------
+
+
+def tiny_sam_from_modeling_classes() -> torch.nn.Module:
+    """A random SAM-style model built directly from segment_anything.modeling (tiny dims)."""
+    from medfairx_foundation.sam import import_sam_modeling
+
+    m = import_sam_modeling()
+    torch.manual_seed(0)
+    return m.Sam(
+        image_encoder=m.ImageEncoderViT(
+            depth=2, embed_dim=32, img_size=64, mlp_ratio=4, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            num_heads=2, patch_size=8, qkv_bias=True, use_rel_pos=True, global_attn_indexes=(1,), window_size=4,
+            out_chans=32,
+        ),
+        prompt_encoder=m.PromptEncoder(embed_dim=32, image_embedding_size=(8, 8), input_image_size=(64, 64), mask_in_chans=4),
+        mask_decoder=m.MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=m.TwoWayTransformer(depth=2, embedding_dim=32, mlp_dim=64, num_heads=2),
+            transformer_dim=32, iou_head_depth=3, iou_head_hidden_dim=32,
+        ),
+        pixel_mean=[123.675, 116.28, 103.53],
+        pixel_std=[58.395, 57.12, 57.375],
+    ).eval()
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny_sam.pth"
+    torch.save(tiny_sam_from_modeling_classes().state_dict(), path)
+    return path
+
+
+@needs_sam
+def test_sam_end_to_end_from_a_temporary_checkpoint(tiny_checkpoint: Path, make_blobs, make_ctx) -> None:
+    from medfairx_foundation.analysis import evaluate_prompted
+    from medfairx_foundation.sam import SAM
+
+    data = make_blobs(n=9)
+    ctx = make_ctx()
+    results = {}
+    for prompt in ("box", "point", "box+point"):
+        m = SAM(checkpoint=str(tiny_checkpoint), model_type="tiny", prompt=prompt).fit(data, data, ctx)
+        ev = evaluate_prompted(m, data, ctx, seed=0)
+        assert set(ev.scores["group_dice"]) == {"high", "low"} and ev.scores["n"] == {"high": 6, "low": 3}
+        assert all(0.0 <= v <= 1.0 for v in ev.scores["group_dice"].values())
+        assert ev.prompts["config"]["mode"] == prompt and ev.prompts["n_prompts"] == 9
+        assert set(ev.boundary) == {"high", "low"} and ev.error_maps["high"]["fn"].shape == (64, 64)
+        results[prompt] = ev.scores["dice"]
+    # the prompt reaches the decoder: different prompts give different masks
+    assert not np.allclose(results["box"], results["point"])
+    # the weights of the file are the ones used: same model in memory gives the same logits
+    model = tiny_sam_from_modeling_classes()
+    m = SAM(checkpoint=str(tiny_checkpoint), model_type="tiny").fit(data, data, ctx)
+    for a, b in zip(model.state_dict().values(), m.segmenter_.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@needs_sam
+def test_prompt_coordinates_are_scaled_like_resize_longest_side(tiny_checkpoint: Path, monkeypatch) -> None:
+    from medfairx_foundation.sam import SamSegmenter, load_sam_checkpoint
+
+    model = load_sam_checkpoint(tiny_checkpoint, "tiny")
+    seen = {}
+    original = model.prompt_encoder.forward
+
+    def spy(points, boxes, masks):
+        seen["points"], seen["boxes"] = points, boxes
+        return original(points, boxes, masks)
+
+    monkeypatch.setattr(model.prompt_encoder, "forward", spy)
+    seg = SamSegmenter(model)
+    img = np.random.default_rng(0).integers(0, 255, (1, 32, 48)).astype(np.uint8)  # H=32, W=48
+    emb = seg.embed(img)
+    assert emb.input_size == (43, 64)  # 32 * 64/48 = 42.67 -> 43 ; 48 -> 64
+    out = seg.predict_embedded(emb, Prompt(1, box=(3, 4, 21, 25), points=((12, 6),), point_labels=(1,)))
+    assert out.shape == (32, 48) and 0.0 <= out.min() and out.max() <= 1.0
+    sx, sy = 64 / 48, 43 / 32
+    torch.testing.assert_close(seen["boxes"], torch.tensor([[3 * sx, 4 * sy, 21 * sx, 25 * sy]]))
+    torch.testing.assert_close(seen["points"][0], torch.tensor([[[12 * sx, 6 * sy]]]))
+    assert seen["points"][1].tolist() == [[1]]
+
+
+@needs_sam
+def test_checkpoint_errors_and_medsam(tiny_checkpoint: Path, tmp_path: Path, make_blobs, make_ctx) -> None:
+    from medfairx_foundation.sam import MedSAM, load_sam_checkpoint
+
+    with pytest.raises(ConfigError, match="does not fit SAM model_type 'vit_b'"):
+        load_sam_checkpoint(tiny_checkpoint, "vit_b")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="Cannot read SAM checkpoint"):
+        load_sam_checkpoint(bad, "tiny")
+    wrapped = tmp_path / "wrapped.pth"
+    torch.save({"model": torch.load(tiny_checkpoint, weights_only=True)}, wrapped)
+    load_sam_checkpoint(wrapped, "tiny")
+    data, ctx = make_blobs(n=3), make_ctx()
+    with pytest.raises(ConfigError, match="box prompts only"):
+        MedSAM(checkpoint=str(tiny_checkpoint), model_type="tiny", prompt="point").fit(data, data, ctx)
+    from medfairx.prompts import attach_prompts
+
+    m = MedSAM(checkpoint=str(tiny_checkpoint), model_type="tiny").fit(data, data, ctx)
+    scores = m.predict_scores(attach_prompts(data.without_labels(), data, m.prompt_config()), ctx)
+    assert scores.shape == (3, 2, 32, 32)
+
+
+@needs_sam
+def test_parity_with_the_official_sam_predictor(tiny_checkpoint: Path) -> None:
+    """Same masks as segment_anything.SamPredictor (runs only where torchvision is installed)."""
+    if importlib.util.find_spec("torchvision") is None:
+        pytest.skip("torchvision not installed: SamPredictor cannot be imported (the adapter does not need it)")
+    from segment_anything import SamPredictor
+
+    from medfairx_foundation.sam import SamSegmenter, load_sam_checkpoint
+
+    model = load_sam_checkpoint(tiny_checkpoint, "tiny")
+    seg, pred = SamSegmenter(model, multimask="never"), SamPredictor(model)
+    img = np.random.default_rng(0).integers(0, 255, (3, 48, 40)).astype(np.uint8)
+    prompt = Prompt(1, box=(8, 10, 24, 29), points=((16, 20),), point_labels=(1,))
+    pred.set_image(np.ascontiguousarray(img.transpose(1, 2, 0)))
+    logits, _, _ = pred.predict(
+        point_coords=np.array(prompt.points, float), point_labels=np.array(prompt.point_labels),
+        box=np.array(prompt.box, float), multimask_output=False, return_logits=True,
+    )
+    # PIL (SamPredictor) and torch antialiased resizing differ by rounding only
+    np.testing.assert_allclose(seg.predict(img, prompt), 1 / (1 + np.exp(-logits[0])), atol=2e-3)
