@@ -25,7 +25,9 @@ FAKE = textwrap.dedent(
     '''
     """Fake run function: behaviour chosen by spec.params["do"]."""
     import os, time
-        from medfairx.runner.store import RunStore
+    from pathlib import Path
+    import pandas as pd
+    from medfairx.runner.store import RunStore
 
     def run(spec, catalogue_path, store_root, *, datasets=None, echo=None):
         do = spec.params.get("do", "ok")
@@ -39,6 +41,8 @@ FAKE = textwrap.dedent(
         if do == "raise":
             raise ValueError("dataset not found on this node")
         if do == "sleep":
+            Path(store_root).mkdir(parents=True, exist_ok=True)
+            (Path(store_root) / "sleeping.pid").write_text(str(os.getpid()))
             time.sleep(float(spec.params.get("s", 1.0)))
         rec = {
             "run_id": spec.run_id, "status": "ok", "duration_s": 0.0, "epochs_trained": 1,
@@ -191,6 +195,50 @@ def test_parallel_recycles_workers(tmp_path: Path, fake_fn: str) -> None:
     assert len(res.done) == 3
     pids = {RunStore(job.store_root).record(r.run_id)["pid"] for r in runs}
     assert len(pids) == 3  # a fresh process for every run
+
+
+ORPHAN = """
+import sys
+from pathlib import Path
+from medfairx.runner.executors import SweepJob
+from medfairx.runner.parallel import ParallelExecutor
+from medfairx.runner.plan import RunSpec
+spec = RunSpec(suite="t", method="fake", dataset="toy", seed=0, train_grouping=None, groupings=(),
+               params={"do": "sleep", "s": 60.0})
+ParallelExecutor(1, ["cpu"], run_fn=sys.argv[2]).run(SweepJob(None, Path(sys.argv[1]), [spec]), print)
+"""
+
+
+def test_workers_exit_when_the_sweep_is_killed(tmp_path: Path, fake_fn: str) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    store = tmp_path / "runs" / "t"
+    proc = subprocess.Popen([sys.executable, "-c", ORPHAN, str(store), fake_fn])
+    pid_file = store / "sleeping.pid"
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the worker never started its run"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    worker = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker), "the worker outlived the killed sweep"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
 
 
 def test_parallel_with_no_runs_starts_nothing(tmp_path: Path) -> None:

@@ -72,14 +72,17 @@ def entropic_ot_sinkhorn(
     *,
     scaling: float = 0.5,
     tol: float = 1e-6,
-    max_iter: int = 5000,
+    max_iter: int = 1000,
 ) -> float:
     """``OT_ε`` between uniform empirical measures on 1-D samples (log-domain Sinkhorn).
 
     ε-scaling (one update per annealing step from ``ε₀ = max C`` down to ``ε``), then
     updates at ``ε`` until the dual potentials move by less than ``tol·ε`` (sup norm). When
     ``x`` and ``y`` are the same sample the symmetric fixed point ``f ← ½(f + T(f))`` is used
-    (it converges in a few iterations, as in geomloss).
+    (it converges in a few iterations, as in geomloss). For well separated samples the
+    cross problem converges sublinearly at ``ε = 0.01``; after ``max_iter`` iterations the
+    value is typically within 1e-6 of the limit (a warning says so), far below what the FIS
+    weights resolve.
 
     Args:
         x: ``(n,)`` samples of ``α``.
@@ -144,7 +147,9 @@ def _sinkhorn(x: torch.Tensor, y: torch.Tensor, eps: float, scaling: float, tol:
     return float(log_a.exp() @ f + log_b.exp() @ g)
 
 
-def entropic_ot_pot(x: torch.Tensor, y: torch.Tensor, eps: float, *, max_iter: int = 100000, tol: float = 1e-10) -> float:
+def entropic_ot_pot(
+    x: torch.Tensor, y: torch.Tensor, eps: float, *, max_iter: int = 100000, tol: float = 1e-10
+) -> float:
     """``OT_ε`` with POT (``ot.solve(..., reg_type="KL")``); slow, for cross-checks."""
     import ot  # lazy: POT is only needed for this backend
 

@@ -140,7 +140,7 @@ def _build() -> tuple[MetricDef, ...]:
     defs += [
         _base("p10_dice", SEG, "performance", True, "p10:dice", "10th percentile of per-sample Dice"),
         _base("fail_rate", SEG, "performance", False, "fail:dice", "share of samples with Dice < 0.5"),
-        _base("hidden_failure_gap", SEG, "fairness", False, "hidden_gap:dice", "Dice - TailDice(0.1)"),
+        _base("hidden_failure_gap", SEG, "hidden_failure", False, "hidden_gap:dice", "Dice - TailDice(0.1)"),
     ]
     return tuple(defs)
 

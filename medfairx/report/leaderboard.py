@@ -43,6 +43,16 @@ TAG_LABELS: dict[str, tuple[str, bool]] = {
 # --- small helpers -----------------------------------------------------------------------
 
 
+#: Strategies shown first, in this order; others follow alphabetically.
+STRATEGY_ORDER = ("final", "overall", "worst_group", "pareto", "dto")
+
+
+def ordered_strategies(values: Any) -> list[str]:
+    """Distinct strategy names: the trainer's own checkpoint first, then MEDFAIR's."""
+    names = set(map(str, values))
+    return [s for s in STRATEGY_ORDER if s in names] + sorted(names - set(STRATEGY_ORDER))
+
+
 def slug(text: str) -> str:
     """A file-name-safe form of ``text``; a short hash is added when characters were replaced."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("._") or "x"
@@ -250,7 +260,7 @@ def _block_context(agg: pd.DataFrame, dataset: str, grouping: str, methods_order
     utility = next((u for u in UTILITY_METRICS if u in set(sub.loc[sub["scope"] == "overall", "metric"])), None)
     worst = next((m for m, role in choose_cd_metrics(sub) if role.endswith("worst group")), None)
     strategies = []
-    for strategy in list(dict.fromkeys(sub["strategy"])):
+    for strategy in ordered_strategies(sub["strategy"]):
         s = sub[sub["strategy"] == strategy]
         look = _lookup(s)
         overall_metrics = sorted(set(s.loc[s["scope"] == "overall", "metric"]), key=lambda m: (m not in UTILITY_METRICS, m))
@@ -396,7 +406,7 @@ def build_leaderboard(
     all_methods = set(agg["method"].astype(str)) | fail_names | set(methods or {})
     info = {m: method_info(m, methods) for m in all_methods}
     cd_metrics = choose_cd_metrics(agg)
-    strategies = list(dict.fromkeys(agg["strategy"]))
+    strategies = ordered_strategies(agg["strategy"])
 
     strategy_ctx, key_ranks = [], None
     method_ranks: dict[str, list[dict[str, Any]]] = {m: [] for m in all_methods}

@@ -129,7 +129,7 @@ def run_bench(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo, 
     result.skipped = [r.run_id for r in plan.runs if r not in todo]
     echo(f"suite {opts.suite}: {total} runs planned, {len(result.skipped)} already finished, {len(todo)} to run")
     job = SweepJob(catalogue.path, store.root, todo, verbose=verbose)
-    executor = LocalExecutor(datasets) if opts.executor == "local" and opts.jobs <= 1 else make_executor(host, opts)
+    executor = LocalExecutor(datasets, host) if opts.executor == "local" and opts.jobs <= 1 else make_executor(host, opts)
     ran = executor.run(job, echo)
     result.done, result.failed = ran.done, ran.failed
     result.seconds = time.perf_counter() - t0

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from medfairx.plugins import PluginHost
 from medfairx.runner.execute import Echo, SweepResult, _now, execute_run
 from medfairx.runner.plan import RunSpec
 from medfairx.runner.store import RunStore
@@ -41,13 +42,14 @@ RUN_ONE_PLANNED = "medfairx.runner.executors:run_one_planned"
 
 
 def run_one_planned(spec: RunSpec, catalogue_path: Path | None, store_root: Path, *,
-                    datasets: dict[str, Any] | None = None, echo: Echo | None = None) -> dict[str, Any]:
+                    datasets: dict[str, Any] | None = None, echo: Echo | None = None,
+                    host: PluginHost | None = None) -> dict[str, Any]:
     """Execute one planned run, loading its dataset if not given (worker entry point)."""
     from medfairx.config import load_catalogue
     from medfairx.data import load_dataset
     from medfairx.plugins import get_host
 
-    host = get_host()
+    host = host or get_host()
     cache = datasets if datasets is not None else {}
     if spec.dataset not in cache:
         cache[spec.dataset] = load_dataset(load_catalogue(catalogue_path), spec.dataset)
@@ -110,8 +112,9 @@ def record_lost_run(
 class LocalExecutor:
     """Sequential execution in this process (datasets loaded once and shared)."""
 
-    def __init__(self, datasets: dict[str, Any] | None = None) -> None:
+    def __init__(self, datasets: dict[str, Any] | None = None, host: PluginHost | None = None) -> None:
         self.datasets = datasets or {}
+        self.host = host
 
     def run(self, job: SweepJob, echo: Echo) -> SweepResult:
         """Run every planned run in order; a failure is recorded and the sweep goes on."""
@@ -119,6 +122,6 @@ class LocalExecutor:
         for i, spec in enumerate(job.runs, 1):
             echo(f"[{i}/{len(job.runs)}] {describe_run(spec)}")
             rec = run_one_planned(spec, job.catalogue_path, job.store_root, datasets=self.datasets,
-                                  echo=echo if job.verbose else None)
+                                  echo=echo if job.verbose else None, host=self.host)
             report_record(rec, job.store_root, result, echo)
         return result

@@ -276,8 +276,8 @@ class SlurmExecutor:
         result = SweepResult()
         if not job.runs:
             return result
-        root = Path(job.store_root)
-        folder = self.folder or root / ".submitit"
+        root = Path(job.store_root).resolve()  # jobs may start in another directory
+        folder = (self.folder or root / ".submitit").resolve()
         submitted = load_submitted(root)
         tracked: list[_Tracked] = []
         todo: list[RunSpec] = []

@@ -99,7 +99,10 @@ CUTMIX_SPEC = MethodSpec(
         "ERM with CutMix (beta=1, p=0.5): paste a random box of a partner image, loss "
         "lam'*l(y_i) + (1-lam')*l(y_pi(i)); segmentation pastes the mask too."
     ),
-    reference="Yun et al. CutMix: Regularization Strategy to Train Strong Classifiers with Localizable Features. ICCV 2019.",
+    reference=(
+        "Yun et al. CutMix: Regularization Strategy to Train Strong Classifiers with Localizable "
+        "Features. ICCV 2019."
+    ),
 )
 
 STRATIFIED_SPEC = MethodSpec(

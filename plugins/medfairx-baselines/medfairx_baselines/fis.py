@@ -117,8 +117,10 @@ class FIS(TrainableMethod):
                 for g in self.streams_.present:
                     idx = self.streams_.next_batch(g)
                     x, y, gg = self.source_.gather(idx)
-                    b = default_augment(Batch(x, y, gg, idx), spatial_dims=ctx.spatial_dims, enabled=self.augment_extra_)
-                    out[g] = per_sample_loss(model(b.x), b.y, ctx.task).float()
+                    b = default_augment(
+                        Batch(x, y, gg, idx), spatial_dims=ctx.spatial_dims, enabled=self.augment_extra_
+                    )
+                    out[g] = per_sample_loss(self.forward(model, b, ctx), b.y, ctx.task).float()
         finally:
             model.train(was_training)
         return out

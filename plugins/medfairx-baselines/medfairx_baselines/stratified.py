@@ -80,7 +80,9 @@ class Stratified(Method):
             if np.any(vg == g):
                 sub_val = val.subset(vg == g)
             else:
-                ctx.log(f"[stratified] group {names[g]!r} has no validation samples; selecting on the pooled val split.")
+                ctx.log(
+                    f"[stratified] group {names[g]!r} has no validation samples; selecting on the pooled val split."
+                )
                 sub_val = val
             child = ctx.child(eval_sets={})  # per-epoch predictions of one group's model are not the method's
             model = ERM(recipe=copy.deepcopy(self.recipe))

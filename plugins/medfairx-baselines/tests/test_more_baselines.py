@@ -3,6 +3,7 @@ method adds, then short end-to-end fits on tiny synthetic data (CPU, seconds).""
 
 from __future__ import annotations
 
+import functools
 import math
 import pickle
 from dataclasses import replace
@@ -31,6 +32,12 @@ def _fit(name: str, task: str, dims: int = 2, seed: int = 0, **params):
     ctx = make_cpu_run_context(task, num_classes=2, spatial_dims=dims)
     method = cls(**kw).fit(splits["train"], splits["val"], ctx)
     return method, splits, ctx
+
+
+@functools.lru_cache(maxsize=None)
+def _fitted(name: str, task: str):
+    """One default (test_params) fit per method and task, shared by the tests below."""
+    return _fit(name, task)
 
 
 # --- resampling -------------------------------------------------------------------------
@@ -111,8 +118,8 @@ def test_adversary_architecture() -> None:
     assert adv.net[0].out_features == 128 and adv(torch.zeros(5, 64)).shape == (5, 3)
 
 
-def test_adv_trains_adversary_and_reverses_encoder_gradient() -> None:
-    method, splits, ctx = _fit("adv", "classification")
+def test_adv_fit_schedule_and_state() -> None:
+    method, splits, ctx = _fitted("adv", "classification")
     assert method.lambda_ > 0 and method.step_ == 6
     assert not hasattr(method, "tap_")  # the feature hook is removed after fit
     state = method.state_dict()
@@ -123,7 +130,7 @@ def test_adv_trains_adversary_and_reverses_encoder_gradient() -> None:
 
 
 def test_stratified_routes_by_true_group() -> None:
-    method, splits, ctx = _fit("stratified", "classification")
+    method, splits, ctx = _fitted("stratified", "classification")
     test = splits["test"].without_labels()
     scores = method.predict_scores(test, ctx)
     for g, model in method.models_.items():
@@ -153,10 +160,10 @@ def test_stratified_group_without_training_samples_is_a_clear_error() -> None:
 
 
 def test_swad_averages_segments_and_recalibrates_bn() -> None:
-    method, splits, ctx = _fit("swad", "segmentation")
+    method, splits, ctx = _fitted("swad", "segmentation")
     info = method.swad_info_
     assert len(info["scores"]) == 4 and info["included_segments"]
-    scores = [rec["val_loss"] for rec in ctx.history]
+    scores = [rec["val_loss"] for rec in ctx.history[:4]]
     assert info["scores"] == pytest.approx(scores)  # segmentation: v = validation loss of θ_t
     bn = [m for m in method.model_.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
     assert bn.num_batches_tracked.item() > 0
@@ -171,7 +178,7 @@ CASES = [(n, t) for n in NEW for t in SPECS[n].tags.tasks]
 
 @pytest.mark.parametrize(("name", "task"), CASES)
 def test_fit_predict_end_to_end(name: str, task: str) -> None:
-    method, splits, ctx = _fit(name, task)
+    method, splits, ctx = _fitted(name, task)
     test = splits["test"].without_labels()
     if not SPECS[name].tags.uses_groups_in_predict:
         test = test.without_groups()
@@ -188,7 +195,7 @@ def test_fit_predict_end_to_end(name: str, task: str) -> None:
 def test_fis_fairdi_variant_and_3d_febs() -> None:
     method, _, _ = _fit("fis", "classification", variant="fairdi")
     assert set(method.last_distances_) <= {0, 1, 2} and method.last_distances_
-    method, _, _ = _fit("fis", "segmentation", ot_backend="wasserstein_1d", group_forward_mode="eval")
+    method, _, _ = _fit("fis", "classification", ot_backend="wasserstein_1d", group_forward_mode="eval")
     assert set(method.last_distances_) == {0, 1, 2}
     method, splits, ctx = _fit("febs", "segmentation", dims=3)
     assert method.predict_scores(splits["test"].without_labels().without_groups(), ctx).shape[2:] == (8, 8, 8)
@@ -202,4 +209,5 @@ def test_tags_are_truthful() -> None:
         assert SPECS[name].load().tags == SPECS[name].tags
     splits = make_toy_splits("classification", num_classes=2)
     with pytest.raises(ConfigError, match="segmentation"):
-        SPECS["febs"].load()().fit(splits["train"], splits["val"], make_cpu_run_context("classification", num_classes=2))
+        ctx = make_cpu_run_context("classification", num_classes=2)
+        SPECS["febs"].load()().fit(splits["train"], splits["val"], ctx)

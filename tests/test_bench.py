@@ -1,0 +1,142 @@
+"""End to end: a tiny suite through the runner, the store, resume and failure isolation."""
+
+from __future__ import annotations
+
+import json
+import math
+import types
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from medfairx import hookimpl
+from medfairx.config import load_catalogue
+from medfairx.methods.trainable import TrainableMethod
+from medfairx.plugins import make_plugin_host
+from medfairx.runner.bench import BenchOptions, run_bench
+from medfairx.runner.store import RunStore
+from medfairx.specs import MethodSpec, MethodTags
+
+SUITE = """
+version: 1
+include: [embedded]
+suites:
+  tiny:
+    datasets: {synthetic_cls: [group, site], synthetic_seg: [group]}
+    methods: [erm, groupdro, boom, nanny]
+    seeds: [0]
+    params: test
+    backbones: {classification: tiny_cnn, segmentation: tiny_unet}
+    recipe: {epochs: 1, batch_size: 32, max_steps_per_epoch: 2}
+"""
+
+
+class Boom(TrainableMethod):
+    """Raises in fit, as a buggy third-party method would."""
+
+    def fit(self, train, val, ctx):  # type: ignore[no-untyped-def]
+        raise RuntimeError("deliberate failure inside fit")
+
+
+class Nanny(TrainableMethod):
+    """Produces a NaN loss."""
+
+    def compute_loss(self, outputs, batch, ctx):  # type: ignore[no-untyped-def]
+        return outputs.sum() * float("nan")
+
+
+@hookimpl
+def register_methods(register):  # type: ignore[no-untyped-def]
+    register(MethodSpec("boom", Boom, MethodTags(), summary="fails", reference="-"))
+    register(MethodSpec("nanny", Nanny, MethodTags(), summary="nan", reference="-"))
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("bench")
+    cfg = root / "datasets.yaml"
+    cfg.write_text(SUITE)
+    plugin = types.ModuleType("failing_methods")
+    plugin.register_methods = register_methods  # type: ignore[attr-defined]
+    host = make_plugin_host(extra=(plugin,))
+    catalogue = load_catalogue(cfg)
+    opts = BenchOptions(suite="tiny", out=root / "runs")
+    lines: list[str] = []
+    first = run_bench(catalogue, opts, host, lines.append)
+    second = run_bench(catalogue, opts, host, lines.append)
+    return root, host, catalogue, first, second, lines
+
+
+def test_runs_are_planned_per_grouping_and_failures_are_isolated(sweep) -> None:  # type: ignore[no-untyped-def]
+    root, _, _, first, _, lines = sweep
+    store = RunStore(root / "runs" / "tiny")
+    recs = {(r["method"], r["dataset"], r["train_grouping"]): r for r in store.records()}
+    # erm: once per dataset; groupdro: once per grouping; boom/nanny: classification only
+    assert recs[("erm", "synthetic_cls", None)]["groupings"] == ["group", "site"]
+    assert {k for k in recs if k[0] == "groupdro"} == {
+        ("groupdro", "synthetic_cls", "group"), ("groupdro", "synthetic_cls", "site"), ("groupdro", "synthetic_seg", "group")
+    }
+    boom = recs[("boom", "synthetic_cls", None)]
+    assert boom["status"] == "failed" and "deliberate failure inside fit" in boom["error"]["message"]
+    assert "Traceback" in boom["error"]["traceback"]
+    nan = recs[("nanny", "synthetic_cls", None)]
+    assert nan["status"] == "failed" and nan["error"]["type"] == "TrainingError" and "NaN loss" in nan["error"]["message"]
+    assert len(first.failed) == 2 and len(first.done) == len(recs) - 2
+    assert any("FAILED: RuntimeError: deliberate failure inside fit" in line for line in lines)
+
+
+def test_rerun_skips_finished_runs(sweep) -> None:  # type: ignore[no-untyped-def]
+    _, _, _, first, second, _ = sweep
+    assert sorted(second.skipped) == sorted(first.done)
+    assert sorted(second.failed) == sorted(first.failed)  # failed runs are retried
+    assert second.done == []
+
+
+def test_predictions_hold_scores_groups_and_attributes(sweep) -> None:  # type: ignore[no-untyped-def]
+    root, _, _, _, _, _ = sweep
+    store = RunStore(root / "runs" / "tiny")
+    for rec in store.records():
+        if rec["status"] != "ok":
+            assert not (store.run_dir(rec["run_id"]) / "predictions.parquet").exists()
+            continue
+        pred = pd.read_parquet(store.run_dir(rec["run_id"]) / "predictions.parquet")
+        assert set(pred["split"]) == {"val", "test"}
+        assert {"sample_id", "patient_id", "group", "site", "age", "hard"} <= set(pred.columns)
+        assert all(f"group:{g}" in pred for g in rec["groupings"])
+        if rec["task"] == "classification":
+            assert pred["score"].between(0, 1).all()
+            assert ((pred["score_0"] + pred["score_1"]) - 1).abs().max() < 1e-5
+            assert set(pred["y_true"]) <= {0, 1}
+        else:
+            assert pred["dice"].between(0, 1).all() and pred["iou"].le(pred["dice"] + 1e-12).all()
+        assert rec["split_hash"] and rec["dataset_revision"] and rec["versions"]["medfairx"]
+
+
+def test_val_and_test_predictions_match_the_splits(sweep) -> None:  # type: ignore[no-untyped-def]
+    from medfairx.data import load_dataset
+
+    root, _, catalogue, _, _, _ = sweep
+    ds = load_dataset(catalogue, "synthetic_cls")
+    store = RunStore(root / "runs" / "tiny")
+    rec = next(r for r in store.records() if r["method"] == "erm" and r["dataset"] == "synthetic_cls")
+    pred = pd.read_parquet(store.run_dir(rec["run_id"]) / "predictions.parquet")
+    for split in ("val", "test"):
+        assert sorted(pred.loc[pred["split"] == split, "sample_id"]) == sorted(map(str, ds.splits.ids(split)))
+
+
+def test_report_lists_failed_runs(sweep) -> None:  # type: ignore[no-untyped-def]
+    from medfairx.cli.report_cmd import write_report
+
+    root, _, _, _, _, _ = sweep
+    index = write_report(root / "runs" / "tiny", root / "leaderboards" / "tiny", suite="tiny", n_boot=50)
+    html = index.read_text()
+    assert "deliberate failure inside fit" in html and "NaN loss" in html
+    assert (root / "leaderboards" / "index.html").exists()
+    results = pd.read_csv(root / "leaderboards" / "tiny" / "results.csv")
+    auc = results[(results.metric == "auc") & (results.scope == "overall") & (results.method == "erm")]
+    assert len(auc) and all(0 <= v <= 1 for v in auc["value"] if not math.isnan(v))
+    prov = json.loads((root / "leaderboards" / "tiny" / "provenance.json").read_text())
+    assert prov["seeds"] == [0]
