@@ -4,6 +4,8 @@
 VENV ?= .venv
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
+# Optional extras the first-party plugins use (segment-anything needs only torch here).
+EXTRAS ?= "segment-anything>=1.0,<2"
 PY := $(VENV)/bin/python
 PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 STAMP := $(VENV)/.medfairx-installed
@@ -14,7 +16,7 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test]" $(foreach p,$(PLUGIN_DIRS),-e $(p))
+	$(PY) -m pip install -q -e ".[test]" $(foreach p,$(PLUGIN_DIRS),-e $(p)) $(EXTRAS)
 	touch $(STAMP)
 
 install: $(STAMP)

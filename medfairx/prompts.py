@@ -50,17 +50,13 @@ Box = tuple[int, int, int, int]
 Point = tuple[int, int]
 
 
-@dataclass(frozen=True)
-class PromptedMethodTags(MethodTags):
-    """Method tags of a method that needs ground-truth prompts at predict time.
+def PromptedMethodTags(**tags: Any) -> MethodTags:  # noqa: N802 - reads like the tags class it builds
+    """:class:`~medfairx.specs.MethodTags` of a method prompted from the ground truth.
 
-    ``needs_prompts`` tells the runner to call :func:`attach_prompts` and the leaderboard
-    to flag the method ("prompted from ground truth: upper bound"). Until
-    :class:`~medfairx.specs.MethodTags` has the field itself this subclass carries it; it
-    is saved with the other tags in ``run.json``.
+    ``needs_prompts`` tells the runner to call :func:`attach_prompts` and the leaderboard to
+    flag the method ("prompted from ground truth: upper bound").
     """
-
-    needs_prompts: bool = True
+    return MethodTags(needs_prompts=True, **tags)
 
 
 def needs_prompts(obj: Any) -> bool:
@@ -334,9 +330,10 @@ def derive_prompts(
 
 
 def attach_prompts(data: TaskData, truth: TaskData, config: PromptConfig, seed: int = 0) -> TaskData:
-    """The framework step: ``data`` (labels masked) plus prompts derived from ``truth``.
+    """The framework step: ``data`` plus prompts derived from ``truth``'s labels.
 
-    Only boxes and points reach the method; ``data.labels`` stays masked.
+    ``data`` is what the method will see (the runner passes it with labels masked); its
+    labels are left as they are, only ``prompts`` (boxes and points) is added.
 
     Raises:
         ConfigError: ``truth`` has no labels or its samples differ from ``data``'s.
@@ -344,7 +341,7 @@ def attach_prompts(data: TaskData, truth: TaskData, config: PromptConfig, seed: 
     if not np.array_equal(np.asarray(data.sample_ids), np.asarray(truth.sample_ids)):
         raise ConfigError("attach_prompts: the masked data and the ground truth list different samples.")
     prompts = derive_prompts(truth.labels, truth.sample_ids, config, seed)  # type: ignore[arg-type]
-    return replace(data, labels=None, prompts=prompts)
+    return replace(data, prompts=prompts)
 
 
 def rasterise(prompts: Sequence[Prompt], shape: tuple[int, int], *, point_radius: int = 1) -> np.ndarray:

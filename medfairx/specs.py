@@ -145,6 +145,7 @@ class MethodTags:
     needs_gpu: bool = False
     non_deterministic: bool = False
     evaluation_only: bool = False
+    needs_prompts: bool = False
 
 
 @dataclass(frozen=True)

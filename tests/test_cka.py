@@ -78,10 +78,19 @@ def test_unbiased_hsic_and_minibatch_estimator() -> None:
     ref = (np.trace(kt @ kt) + kt.sum() * kt.sum() / ((n - 1) * (n - 2)) - 2 / (n - 2) * (kt @ kt).sum()) / (n * (n - 3))
     assert unbiased_hsic(k, k) == pytest.approx(ref)
     acc = MinibatchCKA()
+    big = rng.normal(size=(60, 4))
     for s in range(0, 60, 20):
-        acc.update(x.repeat(6, 0)[s : s + 20], x.repeat(6, 0)[s : s + 20] @ np.diag([1, 2, 3, 4]) * 0 + x.repeat(6, 0)[s : s + 20])
-    assert acc.value() == pytest.approx(1.0)
-    acc.update(x[:3], x[:3])  # too small: skipped
+        acc.update(big[s : s + 20], 2.5 * big[s : s + 20])
+    assert acc.value() == pytest.approx(1.0)  # identical up to scale
+    y = rng.normal(size=(60, 3))
+    ref_acc = [unbiased_hsic(big[s : s + 20] @ big[s : s + 20].T, y[s : s + 20] @ y[s : s + 20].T) for s in (0, 20, 40)]
+    mixed = MinibatchCKA()
+    for s in (0, 20, 40):
+        mixed.update(big[s : s + 20], y[s : s + 20])
+    kk = sum(unbiased_hsic(big[s : s + 20] @ big[s : s + 20].T, big[s : s + 20] @ big[s : s + 20].T) for s in (0, 20, 40))
+    ll = sum(unbiased_hsic(y[s : s + 20] @ y[s : s + 20].T, y[s : s + 20] @ y[s : s + 20].T) for s in (0, 20, 40))
+    assert mixed.value() == pytest.approx(sum(ref_acc) / np.sqrt(kk * ll))
+    acc.update(big[:3], y[:3])  # too small: skipped
     assert acc.value() == pytest.approx(1.0)
     with pytest.raises(ConfigError):
         unbiased_hsic(k[:3, :3], k[:3, :3])

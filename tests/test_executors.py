@@ -210,7 +210,6 @@ ParallelExecutor(1, ["cpu"], run_fn=sys.argv[2]).run(SweepJob(None, Path(sys.arg
 
 
 def test_workers_exit_when_the_sweep_is_killed(tmp_path: Path, fake_fn: str) -> None:
-    import signal
     import subprocess
     import sys
 

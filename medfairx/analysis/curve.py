@@ -136,18 +136,24 @@ class SubsetTrainDataset:
     Args:
         base: a :class:`~medfairx.data.dataset.FairDataset`.
         train_ids: the training sample ids to keep.
+        cache: a dict shared by the views of one dataset, so each split is read once
+            (splits are read-only for methods).
     """
 
-    def __init__(self, base: Any, train_ids: np.ndarray) -> None:
+    def __init__(self, base: Any, train_ids: np.ndarray, cache: dict[tuple[str, str | None], Any] | None = None) -> None:
         self._base = base
         self._train_ids = np.asarray(train_ids).astype(str)
+        self._cache = cache if cache is not None else {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._base, name)
 
     def task_data(self, split: str, grouping: str | None = None) -> Any:
-        """The base split; the training split restricted to the kept ids."""
-        data = self._base.task_data(split, grouping)
+        """The base split (read once per view family); the training split restricted to the kept ids."""
+        key = (split, grouping)
+        if key not in self._cache:
+            self._cache[key] = self._base.task_data(split, grouping)
+        data = self._cache[key]
         if split != "train":
             return data
         return data.subset(np.isin(data.sample_ids.astype(str), self._train_ids))
@@ -341,6 +347,7 @@ def run_curve(catalogue: Any, opts: CurveOptions, host: Any, echo: Echo, *, verb
     ran, reused, failed = [], [], []
     reg = host.registry("methods")
     views: dict[tuple[float, int], SubsetTrainDataset] = {}
+    shared: dict[tuple[str, str | None], Any] = {}
     for i, (f, spec) in enumerate(plan.runs, 1):
         store = RunStore(out / fraction_dir(f))
         if store.is_finished(spec.run_id):
@@ -349,7 +356,7 @@ def run_curve(catalogue: Any, opts: CurveOptions, host: Any, echo: Echo, *, verb
         store.root.mkdir(parents=True, exist_ok=True)
         store.clean_temporaries()
         key = (f, spec.seed)
-        view = views.setdefault(key, SubsetTrainDataset(plan.dataset, plan.train_ids[key]))
+        view = views.setdefault(key, SubsetTrainDataset(plan.dataset, plan.train_ids[key], shared))
         echo(f"[{i}/{len(plan.runs)}] {spec.method} fraction {f:g} (n_dom={plan.design['dominant_n'][f'{f:g}']}) "
              f"seed {spec.seed}")
         t1 = time.perf_counter()

@@ -38,6 +38,11 @@ def cli() -> None:
         )
 
 
+def _format_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:
+    """CLI warnings as one readable line: ``warning (Category): message``."""
+    return f"warning ({category.__name__}): {message}\n"
+
+
 def _add_commands() -> None:
     from medfairx.cli import bench_cmd, list_cmd, plugins_cmd, report_cmd, validate_cmd
 
@@ -70,6 +75,9 @@ _add_commands()
 
 def main() -> None:
     """Console-script entry point."""
+    import warnings
+
+    warnings.formatwarning = _format_warning  # type: ignore[assignment]
     cli(prog_name="medfairx")
 
 

@@ -8,13 +8,37 @@ from pathlib import Path
 import click
 
 
+class ManyValues(click.Option):
+    """A repeatable option that also takes several values in a row: ``--methods erm groupdro``."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs["multiple"] = True
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def add_to_parser(self, parser: object, ctx: click.Context) -> None:
+        """Make the parser swallow every following value up to the next option."""
+        super().add_to_parser(parser, ctx)  # type: ignore[arg-type]
+        for name in self.opts:
+            opt = parser._long_opt.get(name) or parser._short_opt.get(name)  # type: ignore[attr-defined]
+            if opt is None:
+                continue
+            take = opt.process
+
+            def process(value: str, state: object, take: object = take) -> None:
+                take(value, state)  # type: ignore[operator]
+                while state.rargs and not state.rargs[0].startswith("-"):  # type: ignore[attr-defined]
+                    take(state.rargs.pop(0), state)  # type: ignore[attr-defined,operator]
+
+            opt.process = process
+
+
 @click.command("bench")
 @click.option("--suite", default="default", show_default=True, help="Suite from datasets.yaml.")
 @click.option("--config", type=click.Path(dir_okay=False), default=None, help="datasets.yaml (default: ./datasets.yaml or the embedded catalogue).")
-@click.option("--methods", multiple=True, help="Only these methods (repeat or give several).")
-@click.option("--datasets", multiple=True, help="Only these datasets of the suite.")
-@click.option("--groupings", multiple=True, help="Only these groupings.")
-@click.option("--seeds", multiple=True, type=int, help="Seeds (default: the suite's).")
+@click.option("--methods", cls=ManyValues, help="Only these methods (repeat or give several).")
+@click.option("--datasets", cls=ManyValues, help="Only these datasets of the suite.")
+@click.option("--groupings", cls=ManyValues, help="Only these groupings.")
+@click.option("--seeds", cls=ManyValues, type=int, help="Seeds (default: the suite's).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Device (default: the suite's, usually auto).")
 @click.option("--params", type=click.Choice(["default", "test"]), default=None, help="Papers' hyper-parameters or tiny test_params().")
 @click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
@@ -56,8 +80,12 @@ def bench(ctx: click.Context, suite: str, config: str | None, methods: tuple[str
     result = run_bench(catalogue, opts, get_host(), click.echo, verbose=verbose)
     click.echo(
         f"done in {result.seconds:.0f}s: {len(result.done)} ran, {len(result.skipped)} reused, "
-        f"{len(result.failed)} failed"
+        f"{len(result.failed)} failed, {len(result.pending)} pending"
     )
+    if result.pending:
+        click.echo(f"{len(result.pending)} runs submitted and still pending; run the same `medfairx bench` "
+                   "again later to collect them (finished runs are never redone), then the leaderboard is written.")
+        return
     if not no_report:
         from medfairx.cli.report_cmd import write_report
 

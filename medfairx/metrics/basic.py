@@ -15,10 +15,21 @@ def auc(y_true: np.ndarray, score: np.ndarray) -> float:
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    from scipy.stats import rankdata
-
-    ranks = rankdata(s)
+    ranks = average_ranks(s)
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties sharing their average rank (``scipy.stats.rankdata`` semantics)."""
+    v = np.asarray(values)
+    order = np.argsort(v, kind="mergesort")
+    sorted_v = v[order]
+    starts = np.flatnonzero(np.r_[True, sorted_v[1:] != sorted_v[:-1]])
+    ends = np.r_[starts[1:], v.size]
+    avg = (starts + ends + 1) / 2.0  # mean of the 1-based positions start+1 .. end
+    ranks = np.empty(v.size, dtype=np.float64)
+    ranks[order] = np.repeat(avg, ends - starts)
+    return ranks
 
 
 def group_values(values: np.ndarray, groups: np.ndarray, fn, *extra: np.ndarray) -> dict[int, float]:

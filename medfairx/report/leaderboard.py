@@ -37,6 +37,7 @@ TAG_LABELS: dict[str, tuple[str, bool]] = {
     "needs_gpu": ("needs a GPU", False),
     "non_deterministic": ("non-deterministic", True),
     "evaluation_only": ("evaluation only (no training)", False),
+    "needs_prompts": ("prompted from ground truth: upper bound", True),
 }
 
 

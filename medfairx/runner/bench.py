@@ -129,8 +129,8 @@ def run_bench(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo, 
     result.skipped = [r.run_id for r in plan.runs if r not in todo]
     echo(f"suite {opts.suite}: {total} runs planned, {len(result.skipped)} already finished, {len(todo)} to run")
     job = SweepJob(catalogue.path, store.root, todo, verbose=verbose)
-    executor = LocalExecutor(datasets, host) if opts.executor == "local" and opts.jobs <= 1 else make_executor(host, opts)
+    executor = LocalExecutor(datasets, host) if opts.executor == "local" and opts.jobs <= 1 and not opts.devices and not opts.executor_options else make_executor(host, opts)
     ran = executor.run(job, echo)
-    result.done, result.failed = ran.done, ran.failed
+    result.done, result.failed, result.pending = ran.done, ran.failed, ran.pending
     result.seconds = time.perf_counter() - t0
     return result

@@ -20,6 +20,7 @@ import pandas as pd
 
 from medfairx.methods.base import RunContext, TaskData, TrainRecipe
 from medfairx.metrics.basic import dice_iou_per_sample
+from medfairx.prompts import attach_prompts, needs_prompts
 from medfairx.runner.plan import RunSpec
 from medfairx.runner.store import LOG, RunStore
 
@@ -33,6 +34,7 @@ class SweepResult:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -165,6 +167,12 @@ def execute_run(
             eval_sets=masked if card.task == "classification" else {},
         )
         method = method_spec.load()(**spec.params)
+        if needs_prompts(method_spec.tags):
+            # Promptable segmenters: prompts (boxes / points only) derived from the ground
+            # truth in one audited step; labels stay masked. Results are an upper bound.
+            config = method.prompt_config()
+            masked = {s: attach_prompts(d, truth[s], config, seed=spec.seed) for s, d in masked.items()}
+            record["prompts"] = masked["test"].prompts.describe()
         log(f"{spec.method} on {spec.dataset} (grouping={spec.train_grouping or 'none'}) seed={spec.seed} device={device}")
         method.fit(train, val, ctx)
         frames = {

@@ -313,6 +313,7 @@ class SlurmExecutor:
         if not self.wait:
             echo("not waiting (wait=false): run the same `medfairx bench` command again later to "
                  "collect finished runs and resubmit lost ones")
+            result.pending = [t.spec.run_id for t in tracked]
             return result
         self._wait(tracked, root, result, echo)
         return result

@@ -71,7 +71,13 @@ class MethodSubject:
     def data(self, task: Task, dims: int, seed: int = 0) -> dict[str, TaskData]:
         """Fresh train / val / test toy splits (3 groups, or 2 unless the ``multi_group`` tag)."""
         n_groups = 3 if self.tags.multi_group else 2
-        return make_toy_splits(task, spatial_dims=dims, num_classes=NUM_CLASSES, n_groups=n_groups, seed=seed)
+        splits = make_toy_splits(task, spatial_dims=dims, num_classes=NUM_CLASSES, n_groups=n_groups, seed=seed)
+        if self.tags.needs_prompts:  # prompts from the ground truth, as the runner derives them
+            from medfairx.prompts import attach_prompts
+
+            config = self.new().prompt_config()
+            splits = {k: attach_prompts(d, d, config, seed=seed) for k, d in splits.items()}
+        return splits
 
     def ctx(self, task: Task, dims: int, **changes: Any) -> RunContext:
         """A fresh seeded CPU context."""

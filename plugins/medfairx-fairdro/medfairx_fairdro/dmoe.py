@@ -3,7 +3,7 @@
 The network is :class:`~medfairx_fairdro.networks.DMoEUNet`, called as ``model(x, a)``: the
 method overrides :meth:`TrainableMethod.forward` so that training, validation and
 ``predict_scores`` pass every sample's group code ``a`` (``batch.g``). The method owns its
-architecture: the run's ``ctx.backbone`` is not used (the log says so).
+architecture; the run's ``ctx.backbone`` only sets its size when ``channels`` is ``None``.
 
 Routing fallback: samples whose group code is ``-1`` (outside every group of the grouping)
 are routed by router 0 (see :mod:`medfairx_fairdro.moe`). The number of routers is the
@@ -23,7 +23,7 @@ from medfairx.errors import ConfigError
 from medfairx.methods.base import RunContext, TaskData
 from medfairx.methods.trainable import Batch, TrainableMethod
 from medfairx_fairdro import DMOE_SPEC
-from medfairx_fairdro.networks import DEFAULT_CHANNELS, DMoEUNet
+from medfairx_fairdro.networks import DMoEUNet, channels_for_backbone
 
 
 class DMoE(TrainableMethod):
@@ -37,11 +37,14 @@ class DMoE(TrainableMethod):
         router_noise_eval: also add router noise at inference, as the official code does
             (medfairx's default adds it only in training).
         max_attr: routers per MoE layer; ``None`` = the training grouping's group count.
-        channels: encoder channels of the dMoE-UNet (one MoE per stage).
+        channels: encoder channels of the dMoE-UNet (one MoE per stage); ``None`` sizes it
+            like the run's backbone (``tiny_unet`` → ``(8, 16, 32)``, otherwise
+            ``(16, 32, 64, 128, 256)``; see :func:`~medfairx_fairdro.networks.channels_for_backbone`).
         recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides.
 
     Attributes:
         n_routers_: routers per MoE layer of the fitted network.
+        channels_: encoder channels of the fitted network.
     """
 
     name = DMOE_SPEC.name
@@ -60,7 +63,7 @@ class DMoE(TrainableMethod):
         expert_dropout: float = 0.1,
         router_noise_eval: bool = False,
         max_attr: int | None = None,
-        channels: Sequence[int] = DEFAULT_CHANNELS,
+        channels: Sequence[int] | None = None,
         recipe: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(recipe=recipe)
@@ -74,7 +77,7 @@ class DMoE(TrainableMethod):
 
     @classmethod
     def test_params(cls) -> dict[str, Any]:
-        """A three-stage network and two short epochs."""
+        """A three-stage ``(8, 16, 32)`` network and two short epochs."""
         return {"channels": (8, 16, 32), "recipe": {"epochs": 2, "max_steps_per_epoch": 3, "batch_size": 16}}
 
     # -- routing ---------------------------------------------------------------------------
@@ -123,6 +126,12 @@ class DMoE(TrainableMethod):
 
     # -- TrainableMethod hooks -------------------------------------------------------------
 
+    def network_channels(self, ctx: RunContext) -> tuple[int, ...]:
+        """``channels``, or the size class of ``ctx.backbone`` when it is ``None``."""
+        if self.channels is None:
+            return channels_for_backbone(ctx.backbone, ctx.backbone_kwargs)
+        return tuple(int(c) for c in self.channels)
+
     def build_model(self, ctx: RunContext) -> nn.Module:
         """The dMoE-UNet for ``ctx`` (segmentation only, 2D or 3D)."""
         if ctx.task != "segmentation":
@@ -131,7 +140,7 @@ class DMoE(TrainableMethod):
             in_channels=ctx.in_channels,
             num_classes=ctx.num_classes,
             spatial_dims=ctx.spatial_dims,
-            channels=tuple(self.channels),
+            channels=getattr(self, "channels_", None) or self.network_channels(ctx),
             n_routers=getattr(self, "n_routers_", 1),
             n_experts=self.n_experts,
             top_k=self.top_k,
@@ -147,19 +156,20 @@ class DMoE(TrainableMethod):
     def on_fit_start(self, train: TaskData, val: TaskData, ctx: RunContext) -> None:
         """Log the architecture (the run's backbone is not used)."""
         ctx.log(
-            f"[{self._label()}] dMoE-UNet channels={list(self.channels)} routers={self.n_routers_} "
-            f"experts={self.n_experts} top_k={self.top_k} (own architecture; backbone {ctx.backbone!r} unused)"
+            f"[{self._label()}] dMoE-UNet channels={list(self.channels_)} routers={self.n_routers_} "
+            f"experts={self.n_experts} top_k={self.top_k} (own architecture, sized for backbone {ctx.backbone!r})"
         )
 
     def extra_state(self) -> dict[str, Any]:
-        """The router count (needed to rebuild the network)."""
-        return {"n_routers": self.n_routers_}
+        """Router count and encoder channels (needed to rebuild the network)."""
+        return {"n_routers": self.n_routers_, "channels": list(self.channels_)}
 
     # -- Method API ------------------------------------------------------------------------
 
     def fit(self, train: TaskData, val: TaskData, ctx: RunContext) -> DMoE:
-        """Size the routers from the training grouping, then train (see TrainableMethod.fit)."""
+        """Size the routers and the network, then train (see TrainableMethod.fit)."""
         self.n_routers_ = self.count_routers(train)
+        self.channels_ = self.network_channels(ctx)
         super().fit(train, val, ctx)
         return self
 
@@ -176,7 +186,9 @@ class DMoE(TrainableMethod):
         return super().predict_scores(data if self.attribute_routing else data.without_groups(), ctx)
 
     def load_state_dict(self, state: dict[str, Any], ctx: RunContext) -> DMoE:
-        """Rebuild the network with the saved router count and restore it."""
-        self.n_routers_ = int(state.get("extra", {}).get("n_routers", 1))
+        """Rebuild the network with the saved router count and channels and restore it."""
+        extra = state.get("extra", {})
+        self.n_routers_ = int(extra.get("n_routers", 1))
+        self.channels_ = tuple(int(c) for c in extra.get("channels", ())) or self.network_channels(ctx)
         super().load_state_dict(state, ctx)
         return self

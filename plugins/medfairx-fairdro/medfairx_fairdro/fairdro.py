@@ -31,7 +31,6 @@ from medfairx.methods.trainable import Batch
 from medfairx_fairdro import FAIRDRO_SPEC
 from medfairx_fairdro.dmoe import DMoE
 from medfairx_fairdro.losses import check_fairdro_options, fairdro_aggregate
-from medfairx_fairdro.networks import DEFAULT_CHANNELS
 
 
 class FairDRO(DMoE):
@@ -80,7 +79,7 @@ class FairDRO(DMoE):
         expert_dropout: float = 0.1,
         router_noise_eval: bool = False,
         max_attr: int | None = None,
-        channels: Sequence[int] = DEFAULT_CHANNELS,
+        channels: Sequence[int] | None = None,
         recipe: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(

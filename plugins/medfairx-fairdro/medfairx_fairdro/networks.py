@@ -20,14 +20,17 @@ Deviations from the official code (documented, [INFERRED] where the source is si
   the 3D placement (a separate MoE after each encoder stage, pixel tokens) on a 2D CNN UNet.
 * **Residual.** The MoE is added residually (``h + MoE(h)``) as in the 2D code; for 3D the
   spec only says "after each encoder stage".
-* **Sizes.** ``channels`` defaults to monai ``UNet``'s ``(16, 32, 64, 128, 256)`` (five
-  encoder stages, as in the 3D code); CPU tests use ``(8, 16, 32)``. Normalisation is batch
-  norm (instance norm cannot train on the 1-voxel bottleneck of tiny volumes).
+* **Sizes.** :func:`channels_for_backbone` sizes the network like the run's backbone, so a
+  comparison with ERM on the same suite compares like with like: ``tiny_unet`` (CPU smoke
+  suites) → ``(8, 16, 32)``; ``unet`` and anything else → monai ``UNet``'s
+  ``(16, 32, 64, 128, 256)`` (five encoder stages, as in the 3D code). Normalisation is
+  batch norm (instance norm cannot train on the 1-voxel bottleneck of tiny volumes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,6 +40,22 @@ from medfairx_fairdro.moe import SparseMoE
 
 #: Default encoder channels (monai ``UNet``'s defaults; five stages as in the 3D code).
 DEFAULT_CHANNELS: tuple[int, ...] = (16, 32, 64, 128, 256)
+
+
+def channels_for_backbone(backbone: str, backbone_kwargs: Mapping[str, Any] | None = None) -> tuple[int, ...]:
+    """Encoder channels matching the size class of a run's segmentation backbone.
+
+    * ``tiny_unet``: ``(w, 2w, 4w)`` with its ``width`` (default 8), the CPU smoke size;
+    * ``unet``: its ``channels`` (default :data:`DEFAULT_CHANNELS`);
+    * anything else: :data:`DEFAULT_CHANNELS`.
+    """
+    kw = dict(backbone_kwargs or {})
+    if backbone == "tiny_unet":
+        w = int(kw.get("width", 8))
+        return (w, 2 * w, 4 * w)
+    if backbone == "unet" and "channels" in kw:
+        return tuple(int(c) for c in kw["channels"])
+    return DEFAULT_CHANNELS
 
 
 class DMoEUNet(nn.Module):

@@ -23,7 +23,7 @@ from medfairx.methods.trainable import Batch, TrainableMethod
 from medfairx.testing.toy import make_cpu_run_context, make_toy_splits
 from medfairx_fairdro.dmoe import DMoE
 from medfairx_fairdro.fairdro import FairDRO
-from medfairx_fairdro.networks import DMoEUNet
+from medfairx_fairdro.networks import DMoEUNet, channels_for_backbone
 from medfairx_fairdro.vmoe import MoE
 
 TINY = {"channels": (4, 8), "n_experts": 4, "recipe": {"epochs": 2, "max_steps_per_epoch": 2, "batch_size": 16}}
@@ -147,6 +147,15 @@ def test_max_attr_sets_the_router_count(splits: dict[str, TaskData]) -> None:
         DMoE(**TINY).fit(splits["train"].without_groups(), splits["val"].without_groups(), ctx())
 
 
+def test_default_channels_follow_the_run_backbone() -> None:
+    assert channels_for_backbone("tiny_unet") == (8, 16, 32)
+    assert channels_for_backbone("tiny_unet", {"width": 4}) == (4, 8, 16)
+    assert channels_for_backbone("unet", {"channels": [8, 16, 32, 64]}) == (8, 16, 32, 64)
+    assert channels_for_backbone("basic_unet") == (16, 32, 64, 128, 256)
+    assert DMoE().network_channels(ctx()) == (8, 16, 32)  # toy context: tiny_unet
+    assert DMoE(channels=[4, 8]).network_channels(ctx()) == (4, 8)
+
+
 def test_classification_is_refused() -> None:
     with pytest.raises(ConfigError, match="segmentation"):
         DMoE().build_model(make_cpu_run_context("classification"))
@@ -185,6 +194,7 @@ def test_groupdro_weights_persist_and_round_trip(splits: dict[str, TaskData]) ->
     assert torch.equal(state["extra"]["q"], m.q_.cpu())
     fresh = FairDRO(**TINY, across="groupdro").load_state_dict(state, ctx())
     assert fresh.eta == 1.0 and torch.equal(fresh.q_, m.q_) and fresh.n_routers_ == 3
+    assert fresh.channels_ == m.channels_ == (4, 8)
     test = splits["test"].without_labels()
     assert np.array_equal(fresh.predict_scores(test, ctx()), m.predict_scores(test, ctx()))
 
@@ -200,7 +210,7 @@ def test_fairdro_3d_end_to_end() -> None:
 
 
 class _GroupShift(nn.Module):
-    """A 1x1 convolution whose logits are shifted by the group code (to see it was passed)."""
+    """A 1x1 convolution whose class-1 logit is shifted by the group code (to see it was passed)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -210,7 +220,10 @@ class _GroupShift(nn.Module):
     def forward(self, x: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
         self.seen.append(g is not None)
         out = self.conv(x)
-        return out if g is None else out + g.view(-1, 1, 1, 1).float()
+        if g is None:
+            return out
+        shift = torch.stack([torch.zeros_like(g), g], dim=1).float()  # class-1 logit + g
+        return out + shift.view(-1, 2, 1, 1)
 
 
 class _Routed(TrainableMethod):

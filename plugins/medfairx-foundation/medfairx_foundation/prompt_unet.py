@@ -47,6 +47,24 @@ def with_prompt_channels(data: TaskData, prompts: PromptSet, num_classes: int) -
     return replace(data, images=stacked, prompts=None)
 
 
+class PadToMultiple(nn.Module):
+    """Zero-pads inputs to at least ``minimum`` pixels and a multiple of ``multiple`` per
+    side (BasicUNet pools four times), and crops the output back."""
+
+    def __init__(self, net: nn.Module, multiple: int = 16, minimum: int = 32) -> None:
+        super().__init__()
+        self.net = net
+        self.multiple = multiple
+        self.minimum = minimum
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``net`` on the padded input, cropped to the input's size."""
+        h, w = x.shape[-2:]
+        th, tw = (max(self.minimum, -(-s // self.multiple) * self.multiple) for s in (h, w))
+        out = self.net(torch.nn.functional.pad(x, (0, tw - w, 0, th - h)))
+        return out[..., :h, :w]
+
+
 class TinyPromptUNet(PromptedMixin, TrainableMethod):
     """A BasicUNet trained with ground-truth prompts as extra input channels.
 
@@ -87,17 +105,19 @@ class TinyPromptUNet(PromptedMixin, TrainableMethod):
         return {"recipe": {"epochs": 2, "max_steps_per_epoch": 3, "batch_size": 16}}
 
     def build_model(self, ctx: RunContext) -> nn.Module:
-        """BasicUNet over image channels + one prompt channel per foreground class."""
+        """BasicUNet over image channels + one prompt channel per foreground class (inputs
+        padded to a multiple of 16, at least 32 pixels)."""
         if ctx.task != "segmentation" or ctx.spatial_dims != 2:
             raise ConfigError(f"prompt_unet segments 2D images; this run is {ctx.spatial_dims}D {ctx.task}.")
         from monai.networks.nets import BasicUNet
 
-        return BasicUNet(
+        net = BasicUNet(
             spatial_dims=2,
             in_channels=ctx.in_channels + max(ctx.num_classes - 1, 1),
             out_channels=ctx.num_classes,
             features=tuple(self.features),
         )
+        return PadToMultiple(net)
 
     def fit(self, train: TaskData, val: TaskData, ctx: RunContext) -> TinyPromptUNet:
         """Derive jittered prompts from the train / val labels and train the network."""

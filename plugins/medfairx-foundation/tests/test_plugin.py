@@ -38,3 +38,11 @@ def test_list_shows_sam_unavailable_with_reason(monkeypatch) -> None:
 def test_import_does_not_import_torch() -> None:
     code = "import sys, medfairx_foundation; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_conformance_kit_attaches_prompts() -> None:
+    """The kit derives prompts from the ground truth, as the runner does, and the methods pass."""
+    from medfairx.testing.checks_method import check_method
+
+    for name in ("box_ellipse", "box_threshold"):
+        check_method(name)  # raises ConformanceError listing every failed check

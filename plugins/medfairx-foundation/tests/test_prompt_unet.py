@@ -30,7 +30,7 @@ def test_trains_briefly_and_segments_from_prompts(make_blobs, make_ctx) -> None:
     train, val, test = make_blobs(n=48, seed=0), make_blobs(n=8, seed=1), make_blobs(n=24, seed=2)
     ctx = make_ctx(epochs=12, batch_size=16, lr=1e-2)  # 36 steps: the shapes are simple
     m = TinyPromptUNet(prompt="box").fit(train.without_groups(), val.without_groups(), ctx)
-    assert m.model_.conv_0.conv_0.conv.in_channels == 2  # image + one prompt channel
+    assert m.model_.net.conv_0.conv_0.conv.in_channels == 2  # image + one prompt channel
     with pytest.raises(ConfigError, match="needs prompts derived from the ground truth"):
         m.predict_scores(test.without_labels(), ctx)
     prompted = attach_prompts(test.without_labels().without_groups(), test, m.prompt_config(), seed=0)
