@@ -393,7 +393,7 @@ def score_curve(out: Path, design: dict[str, Any], *, n_boot: int = 1000, ci: fl
     rows: list[dict[str, Any]] = []
     for f in design["fractions"]:
         store = RunStore(Path(out) / fraction_dir(f))
-        by_method: dict[str, list[tuple[int, np.ndarray, np.ndarray, tuple[str, ...], int]]] = {}
+        by_method: dict[str, list[tuple[int, np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]]] = {}
         for rec in store.records():
             if rec.get("status") != "ok" or rec.get("method") not in design["methods"]:
                 continue
@@ -407,7 +407,7 @@ def score_curve(out: Path, design: dict[str, Any], *, n_boot: int = 1000, ci: fl
             res = bootstrap(problem, [BY_NAME["auc"]], n_boot=n_boot, seed=seed, ci=ci)
             by_method.setdefault(rec["method"], []).append(
                 (int(rec["seed"]), np.asarray(res.point["auc"]), res.replicates["auc"], tuple(problem.names),
-                 len(test))
+                 np.asarray(problem.counts()))
             )
         for method, items in by_method.items():
             names = items[0][3]
@@ -428,7 +428,7 @@ def score_curve(out: Path, design: dict[str, Any], *, n_boot: int = 1000, ci: fl
                     "group": g, "value": v, "ci_low": float(lo), "ci_high": float(hi),
                     "half_width": float(max(v - lo, hi - v)) if math.isfinite(v) and math.isfinite(lo) else np.nan,
                     "seeds": len(same), "seed_values": ";".join(f"{it[0]}:{float(it[1][j]):.4f}" for it in sorted(same)),
-                    "n_test": int(same[0][4]),
+                    "n_test": int(same[0][4][j]),
                 })
     frame = pd.DataFrame(rows, columns=POINT_COLUMNS)
     return frame.sort_values(["method", "group", "dominant_n", "fraction"], kind="stable").reset_index(drop=True)

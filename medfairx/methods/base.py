@@ -149,6 +149,10 @@ class Method:
     summary: ClassVar[str] = ""
     reference: ClassVar[str] = ""
     tags: ClassVar[MethodTags] = MethodTags()
+    #: False when the per-epoch predictions a method records are not the weights it would
+    #: deploy at that epoch (e.g. SWAD averages weights); after-the-fact model selection
+    #: then uses only the method's own final checkpoint.
+    epochs_are_checkpoints: ClassVar[bool] = True
 
     fitted_: bool = False
 

@@ -132,5 +132,6 @@ def run_bench(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo, 
     executor = LocalExecutor(datasets, host) if opts.executor == "local" and opts.jobs <= 1 and not opts.devices and not opts.executor_options else make_executor(host, opts)
     ran = executor.run(job, echo)
     result.done, result.failed, result.pending = ran.done, ran.failed, ran.pending
+    result.skipped += ran.skipped
     result.seconds = time.perf_counter() - t0
     return result

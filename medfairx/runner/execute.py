@@ -180,7 +180,8 @@ def execute_run(
             for s in ("val", "test")
         }
         predictions = pd.concat(frames.values(), ignore_index=True)
-        epochs = epochs_frame(ctx.history, frames) if card.task == "classification" else None
+        selectable = card.task == "classification" and method.epochs_are_checkpoints
+        epochs = epochs_frame(ctx.history, frames) if selectable else None
         record.update(
             status="ok",
             selected_epoch=getattr(method, "selected_epoch_", None),

@@ -119,7 +119,11 @@ class LocalExecutor:
     def run(self, job: SweepJob, echo: Echo) -> SweepResult:
         """Run every planned run in order; a failure is recorded and the sweep goes on."""
         result = SweepResult()
+        store = RunStore(job.store_root)
         for i, spec in enumerate(job.runs, 1):
+            if store.is_finished(spec.run_id):  # finished meanwhile by another process
+                result.skipped.append(spec.run_id)
+                continue
             echo(f"[{i}/{len(job.runs)}] {describe_run(spec)}")
             rec = run_one_planned(spec, job.catalogue_path, job.store_root, datasets=self.datasets,
                                   echo=echo if job.verbose else None, host=self.host)

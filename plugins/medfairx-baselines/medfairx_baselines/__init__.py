@@ -41,7 +41,7 @@ SPECS: tuple[MethodSpec, ...] = (ERM_SPEC, GROUPDRO_SPEC)
 
 @hookimpl
 def register_methods(register: Register) -> None:
-    """Register ERM and GroupDRO (lazy targets)."""
+    """Register every baseline (lazy targets)."""
     for spec in SPECS:
         register(spec)
 

@@ -57,6 +57,7 @@ class SWAD(TrainableMethod):
     summary = SWAD_SPEC.summary
     reference = SWAD_SPEC.reference
     tags = SWAD_SPEC.tags
+    epochs_are_checkpoints = False  # per-epoch predictions use the current, not the averaged, weights
     default_recipe = {"patience": 0}
 
     def __init__(

@@ -118,11 +118,15 @@ class DMoE(TrainableMethod):
         if not self.attribute_routing:
             return None
         if groups is None:
-            raise ConfigError(
-                f"{self._label()} needs every sample's group code (attribute-aware inference) but the "
-                "batch has none; it is tagged uses_groups_in_predict and must get data.groups."
-            )
+            raise self.missing_groups_error()
         return groups
+
+    def missing_groups_error(self) -> ConfigError:
+        """The error raised when an attribute-routed method gets no group codes."""
+        return ConfigError(
+            f"{self._label()} needs every sample's group code (attribute-aware inference) but got none; "
+            "it is tagged uses_groups_in_predict and must get data.groups."
+        )
 
     # -- TrainableMethod hooks -------------------------------------------------------------
 
@@ -154,7 +158,7 @@ class DMoE(TrainableMethod):
         return model(batch.x, self.route(batch.g))
 
     def on_fit_start(self, train: TaskData, val: TaskData, ctx: RunContext) -> None:
-        """Log the architecture (the run's backbone is not used)."""
+        """Log the architecture."""
         ctx.log(
             f"[{self._label()}] dMoE-UNet channels={list(self.channels_)} routers={self.n_routers_} "
             f"experts={self.n_experts} top_k={self.top_k} (own architecture, sized for backbone {ctx.backbone!r})"
@@ -182,7 +186,7 @@ class DMoE(TrainableMethod):
         """
         self.check_fitted("predict_scores")
         if self.attribute_routing and data.groups is None:
-            self.route(None)
+            raise self.missing_groups_error()
         return super().predict_scores(data if self.attribute_routing else data.without_groups(), ctx)
 
     def load_state_dict(self, state: dict[str, Any], ctx: RunContext) -> DMoE:

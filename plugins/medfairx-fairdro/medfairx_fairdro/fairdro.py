@@ -137,8 +137,7 @@ class FairDRO(DMoE):
     def compute_loss(self, outputs: Any, batch: Batch, ctx: RunContext) -> torch.Tensor:
         """FairDRO's aggregation of the batch's per-image losses (updates ``q`` if used)."""
         if batch.g is None:
-            self.route(None)
-        assert batch.g is not None
+            raise self.missing_groups_error()
         losses = per_sample_loss(outputs, batch.y, ctx.task)
         res = fairdro_aggregate(
             losses, batch.g, self.n_groups_, alpha=self.alpha, omega=self.omega, tail=self.tail, t=self.t,
