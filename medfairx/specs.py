@@ -157,6 +157,7 @@ class MethodSpec(_Spec):
     tags: MethodTags = field(default_factory=MethodTags)
     summary: str = ""
     reference: str = ""
+    unavailable: str | None = None  # why it cannot run here (missing package or weights); None = runnable
 
     @classmethod
     def from_class(cls, method_cls: type) -> MethodSpec:

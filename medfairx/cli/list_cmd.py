@@ -36,6 +36,7 @@ def _rows(kind: str, pattern: str, config: str | None) -> list[dict[str, Any]]:
                 tasks=list(t.tasks),
                 uses_groups_in_fit=t.uses_groups_in_fit,
                 uses_groups_in_predict=t.uses_groups_in_predict,
+                unavailable=spec.unavailable,
             )
         elif kind == "metrics":
             row.update(summary=spec.summary, task=spec.task, kind=spec.kind, higher_is_better=spec.higher_is_better)
@@ -88,4 +89,7 @@ def list_(kind: str, pattern: str, as_json: bool, config: str | None) -> None:
             extra = f"  [dataset: {r.get('dataset')}]"
         elif kind == "datasets" and r.get("configured_as"):
             extra = f"  [configured: {', '.join(r['configured_as'])}]"
-        click.echo(f"{r['name']:<{width}}  {r.get('summary', '')}{extra}")
+        summary = r.get("summary", "")
+        if r.get("unavailable"):
+            summary = f"UNAVAILABLE: {r['unavailable']}. {summary}"
+        click.echo(f"{r['name']:<{width}}  {summary}{extra}")

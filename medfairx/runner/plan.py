@@ -66,6 +66,8 @@ class Plan:
 
 def method_applies(spec: MethodSpec, task: str, spatial_dims: int) -> str | None:
     """``None`` if ``spec`` can run on the task, else the reason it cannot."""
+    if spec.unavailable:
+        return f"{spec.name} is unavailable: {spec.unavailable}"
     if task not in spec.tags.tasks:
         return f"{spec.name} does not support {task} (tags.tasks={list(spec.tags.tasks)})"
     if spatial_dims not in spec.tags.spatial_dims:

@@ -1,4 +1,4 @@
-"""medfairx-baselines: ERM and GroupDRO as a stand-alone medfairx plugin distribution.
+"""medfairx-baselines: the standard bias-mitigation baselines as a stand-alone medfairx plugin distribution.
 
 Importing this module is cheap: the specs name lazy targets, so torch is imported only when
 a method is used. Each method class reads its name, tags, summary and reference from the

@@ -7,7 +7,7 @@ image, so its scores are an upper bound on interactive performance.
 
 Importing this module is cheap (no torch): the specs name lazy targets. The SAM and MedSAM
 specs are always registered; when the optional ``segment-anything`` package or a
-checkpoint is missing, their summary starts with ``UNAVAILABLE:`` and the reason, and
+checkpoint is missing, ``MethodSpec.unavailable`` holds the reason (the planner skips them with it), and
 ``fit`` raises :class:`~medfairx_foundation.availability.MethodUnavailableError`.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from medfairx import MethodSpec, hookimpl
 from medfairx.prompts import PromptedMethodTags
 from medfairx.specs import Register
-from medfairx_foundation.availability import listed_summary
+from medfairx_foundation.availability import unavailable_reason
 
 __all__ = [
     "BOX_ELLIPSE_SPEC",
@@ -68,11 +68,11 @@ SAM_SPEC = MethodSpec(
     name="sam",
     target="medfairx_foundation.sam:SAM",
     tags=EVAL_TAGS,
-    summary=listed_summary(
-        "sam",
+    summary=(
         "Segment Anything from a user-supplied checkpoint (checkpoint=PATH, model_type=vit_b|vit_l|vit_h|tiny); "
-        f"SAM preprocessing (longest side, pixel mean/std, pad). {GT_NOTE}",
+        f"SAM preprocessing (longest side, pixel mean/std, pad). {GT_NOTE}"
     ),
+    unavailable=unavailable_reason("sam"),
     reference=f"{SAM_PAPER}; evaluated as in Li et al. MICCAI 2024 (arXiv 2406.12646).",
 )
 
@@ -80,10 +80,10 @@ MEDSAM_SPEC = MethodSpec(
     name="medsam",
     target="medfairx_foundation.sam:MedSAM",
     tags=EVAL_TAGS,
-    summary=listed_summary(
-        "medsam",
+    unavailable=unavailable_reason("medsam"),
+    summary=(
         "MedSAM (SAM vit_b fine-tuned on medical images) from a user-supplied checkpoint; box prompts, "
-        f"MedSAM preprocessing (1024² resize, min-max to [0, 1]). {GT_NOTE}",
+        f"MedSAM preprocessing (1024² resize, min-max to [0, 1]). {GT_NOTE}"
     ),
     reference=f"Ma et al. Segment anything in medical images. Nat Commun 2024; {SAM_PAPER}.",
 )

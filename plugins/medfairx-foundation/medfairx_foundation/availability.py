@@ -4,7 +4,8 @@ The adapters need the optional ``segment-anything`` package (``pip install
 'medfairx-foundation[sam]'``) and a checkpoint file that the user supplies: the method
 parameter ``checkpoint=PATH`` or, as a machine-wide default, the environment variable
 named in :data:`CHECKPOINT_ENV`. Nothing is ever downloaded. A method that cannot run is
-still registered; its summary starts with ``UNAVAILABLE:`` and the reason, and ``fit``
+still registered with ``MethodSpec.unavailable`` set to the reason (the planner skips it and
+``medfairx list methods`` shows it), and ``fit``
 raises :class:`MethodUnavailableError` with the same reason.
 """
 
@@ -67,8 +68,3 @@ def require_available(variant: str, checkpoint: str | os.PathLike[str] | None) -
     assert path is not None
     return path
 
-
-def listed_summary(variant: str, summary: str) -> str:
-    """``summary`` prefixed with ``UNAVAILABLE: <reason>.`` when the adapter cannot run here."""
-    reason = unavailable_reason(variant)
-    return f"UNAVAILABLE: {reason}. {summary}" if reason else summary

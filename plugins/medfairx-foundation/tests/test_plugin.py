@@ -26,8 +26,8 @@ def test_all_methods_registered_with_prompt_tags() -> None:
 def test_list_shows_sam_unavailable_with_reason(monkeypatch) -> None:
     monkeypatch.setattr(medfairx_foundation.availability, "package_missing_reason", lambda: None)
     monkeypatch.delenv("MEDFAIRX_MEDSAM_CHECKPOINT", raising=False)
-    summary = medfairx_foundation.availability.listed_summary("medsam", "x")
-    assert summary.startswith("UNAVAILABLE: no checkpoint configured")
+    reason = medfairx_foundation.availability.unavailable_reason("medsam")
+    assert reason.startswith("no checkpoint configured")
     if "MEDFAIRX_SAM_CHECKPOINT" not in os.environ:
         out = subprocess.run(
             [sys.executable, "-m", "medfairx.cli", "list", "methods", "sam"], capture_output=True, text=True, check=True

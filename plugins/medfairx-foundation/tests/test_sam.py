@@ -15,7 +15,7 @@ import torch
 from medfairx.errors import ConfigError
 from medfairx.prompts import Prompt
 from medfairx_foundation import availability
-from medfairx_foundation.availability import MethodUnavailableError, listed_summary, unavailable_reason
+from medfairx_foundation.availability import MethodUnavailableError, unavailable_reason
 
 HAVE_SAM = importlib.util.find_spec("segment_anything") is not None
 if not HAVE_SAM and os.environ.get("CI"):
@@ -34,9 +34,9 @@ def test_unavailable_reasons(monkeypatch, tmp_path: Path) -> None:
     assert "does not exist" in unavailable_reason("sam", tmp_path / "nope.pth")
     (tmp_path / "w.pth").write_bytes(b"x")
     monkeypatch.setenv("MEDFAIRX_SAM_CHECKPOINT", str(tmp_path / "w.pth"))
-    assert unavailable_reason("sam") is None and listed_summary("sam", "S") == "S"
+    assert unavailable_reason("sam") is None
     monkeypatch.setattr(availability, "package_missing_reason", lambda: "segment-anything is not installed")
-    assert listed_summary("sam", "S").startswith("UNAVAILABLE: segment-anything is not installed. S")
+    assert unavailable_reason("sam") == "segment-anything is not installed"
 
 
 def test_real_missing_package_reason(monkeypatch) -> None:
@@ -51,7 +51,7 @@ def test_sam_without_checkpoint_is_listed_unavailable_and_fit_raises(monkeypatch
     monkeypatch.delenv("MEDFAIRX_SAM_CHECKPOINT", raising=False)
     spec = get_host().registry("methods").get("sam")
     if not os.environ.get("MEDFAIRX_SAM_CHECKPOINT"):
-        assert spec.summary.startswith("UNAVAILABLE: ")
+        assert spec.unavailable and "checkpoint" in spec.unavailable
     from medfairx_foundation.sam import SAM
 
     data = make_blobs(n=4)
