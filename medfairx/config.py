@@ -249,6 +249,7 @@ class SuiteConfig(_Strict):
     backbones: dict[Literal["classification", "segmentation"], str] = Field(default_factory=dict)
     recipe: dict[str, Any] = Field(default_factory=dict)
     device: str = "auto"
+    jobs: int = Field(1, ge=1)  # runs at once on this machine (local executor), unless --jobs says otherwise
     time_budget_s: float | None = Field(None, gt=0)
 
     @field_validator("recipe")

@@ -46,7 +46,7 @@ class ManyValues(click.Option):
 @click.option("--report-dir", type=click.Path(file_okay=False), default=None, help="Leaderboard folder (default: leaderboards/<suite>).")
 @click.option("--no-report", is_flag=True, help="Do not write the leaderboard.")
 @click.option("--executor", default="local", show_default=True, help="Registered executor (see `medfairx list executors`).")
-@click.option("--jobs", type=int, default=1, show_default=True, help="Runs at once (local executor: one process each).")
+@click.option("--jobs", type=int, default=None, help="Runs at once (local executor: one process each; default: the suite's).")
 @click.option("--devices", default="", help="Comma-separated devices for --jobs, e.g. 0,1 or cpu,cpu.")
 @click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE",
               help="Executor option, e.g. partition=gpu, gpus_per_job=1, wait=false (repeatable).")
@@ -54,7 +54,7 @@ class ManyValues(click.Option):
 @click.pass_context
 def bench(ctx: click.Context, suite: str, config: str | None, methods: tuple[str, ...], datasets: tuple[str, ...],
           groupings: tuple[str, ...], seeds: tuple[int, ...], device: str | None, params: str | None,
-          epochs: int | None, out: str, report_dir: str | None, no_report: bool, executor: str, jobs: int,
+          epochs: int | None, out: str, report_dir: str | None, no_report: bool, executor: str, jobs: int | None,
           devices: str, executor_options: tuple[str, ...], verbose: bool) -> None:
     """Train every method on every grouping of a suite; finished runs are skipped."""
     from medfairx.config import load_catalogue
@@ -82,6 +82,10 @@ def bench(ctx: click.Context, suite: str, config: str | None, methods: tuple[str
         f"done in {result.seconds:.0f}s: {len(result.done)} ran, {len(result.skipped)} reused, "
         f"{len(result.failed)} failed, {len(result.pending)} pending"
     )
+    budget = catalogue.suites[suite].time_budget_s
+    if budget and result.done and result.seconds > budget:
+        click.secho(f"warning: the sweep took {result.seconds:.0f}s, over the suite's time budget of {budget:.0f}s",
+                    fg="yellow", err=True)
     if result.pending:
         click.echo(f"{len(result.pending)} runs submitted and still pending; run the same `medfairx bench` "
                    "again later to collect them (finished runs are never redone), then the leaderboard is written.")

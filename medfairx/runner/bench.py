@@ -29,7 +29,7 @@ class BenchOptions:
     params: str | None = None
     epochs: int | None = None
     executor: str = "local"
-    jobs: int = 1
+    jobs: int | None = None
     devices: list[str] = field(default_factory=list)
     executor_options: dict[str, Any] = field(default_factory=dict)
 
@@ -37,7 +37,7 @@ class BenchOptions:
 def make_executor(host: PluginHost, opts: BenchOptions) -> Any:
     """Build the registered executor ``opts.executor`` with the sweep's options."""
     spec = host.registry("executors").get(opts.executor)
-    return spec.load()(jobs=opts.jobs, devices=opts.devices, **opts.executor_options)
+    return spec.load()(jobs=opts.jobs or 1, devices=opts.devices, **opts.executor_options)
 
 
 def _pick(requested: list[str], available: list[str], what: str, where: str) -> list[str]:
@@ -129,7 +129,9 @@ def run_bench(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo, 
     result.skipped = [r.run_id for r in plan.runs if r not in todo]
     echo(f"suite {opts.suite}: {total} runs planned, {len(result.skipped)} already finished, {len(todo)} to run")
     job = SweepJob(catalogue.path, store.root, todo, verbose=verbose)
-    executor = LocalExecutor(datasets, host) if opts.executor == "local" and opts.jobs <= 1 and not opts.devices and not opts.executor_options else make_executor(host, opts)
+    if opts.jobs is None:
+        opts.jobs = catalogue.suites[opts.suite].jobs
+    executor = LocalExecutor(datasets, host) if opts.executor == "local" and (opts.jobs or 1) <= 1 and not opts.devices and not opts.executor_options else make_executor(host, opts)
     ran = executor.run(job, echo)
     result.done, result.failed, result.pending = ran.done, ran.failed, ran.pending
     result.skipped += ran.skipped
