@@ -24,11 +24,13 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def host() -> Iterator[PluginHost]:
     """A host holding only the built-in dataset and grouping plugins (registered through their hooks)."""
+    import medfairx.default_plugins.dataset_adapters as adapters_plugin
     import medfairx.default_plugins.datasets as datasets_plugin
     import medfairx.default_plugins.groupings as groupings_plugin
 
     fresh = PluginHost()
-    datasets_plugin.register_datasets(register=lambda s: fresh.registry("datasets").add(s, Origin("medfairx.datasets")))
+    for plugin in (datasets_plugin, adapters_plugin):
+        plugin.register_datasets(register=lambda s: fresh.registry("datasets").add(s, Origin("medfairx.datasets")))
     groupings_plugin.register_groupings(register=lambda s: fresh.registry("groupings").add(s, Origin("medfairx.groupings")))
     set_host(fresh)
     yield fresh

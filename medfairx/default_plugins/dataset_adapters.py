@@ -8,6 +8,8 @@ tested against the original metadata files.
 
 from __future__ import annotations
 
+from typing import Any
+
 from medfairx.hookspecs import hookimpl
 from medfairx.specs import DatasetCard, DatasetSpec, Register
 
@@ -15,10 +17,18 @@ _MOD = "medfairx.data.adapters"
 DOC_FIXTURES = "Tested on fixtures written from the documentation (no original file was available)."
 _RESIZE = "Images resized bilinearly (antialiased) to image_size."
 
+
+def _binary_card(**fields: Any) -> DatasetCard:
+    """A binary classification card (``task`` and ``num_classes`` filled in).
+
+    Args:
+        **fields: the remaining :class:`DatasetCard` fields.
+    """
+    return DatasetCard(task="classification", num_classes=2, **fields)
+
+
 CARDS: dict[str, DatasetCard] = {
-    "fitzpatrick17k": DatasetCard(
-        task="classification",
-        num_classes=2,
+    "fitzpatrick17k": _binary_card(
         attributes=("skin_type", "skin_type_binary", "skin_type_centaur", "skin_type_centaur_binary"),
         patient_id_column="md5hash (no patient id in the dataset: image-level splits)",
         license="CC BY-NC-SA 3.0",
@@ -33,9 +43,7 @@ CARDS: dict[str, DatasetCard] = {
         expected_layout=f"<root>/fitzpatrick17k.csv (either header version); <root>/images/<md5hash>.jpg. {_RESIZE}",
         class_names=("non-malignant", "malignant"),
     ),
-    "isic2019": DatasetCard(
-        task="classification",
-        num_classes=2,
+    "isic2019": _binary_card(
         attributes=("age", "sex", "site", "source"),
         patient_id_column="lesion_id (image id when empty)",
         license="CC BY-NC 4.0",
@@ -52,9 +60,7 @@ CARDS: dict[str, DatasetCard] = {
         ),
         class_names=("benign", "malignant"),
     ),
-    "papila": DatasetCard(
-        task="classification",
-        num_classes=2,
+    "papila": _binary_card(
         attributes=("age", "sex", "eye"),
         patient_id_column="ID (both eyes of a patient in one split)",
         license="CC BY 4.0 (as reported by the figshare record; check before use)",
@@ -69,9 +75,7 @@ CARDS: dict[str, DatasetCard] = {
         ),
         class_names=("no glaucoma", "glaucoma"),
     ),
-    "chexpert": DatasetCard(
-        task="classification",
-        num_classes=2,
+    "chexpert": _binary_card(
         attributes=("sex", "age", "race", "race_group", "race_binary", "ethnicity"),
         patient_id_column="patientNNNNN parsed from Path",
         license="Stanford University School of Medicine CheXpert Dataset Research Use Agreement",
@@ -86,9 +90,7 @@ CARDS: dict[str, DatasetCard] = {
         ),
         class_names=("no No Finding", "No Finding"),
     ),
-    "mimic_cxr": DatasetCard(
-        task="classification",
-        num_classes=2,
+    "mimic_cxr": _binary_card(
         attributes=("sex", "age", "race", "race_group", "race_binary"),
         patient_id_column="subject_id",
         license="PhysioNet Credentialed Health Data License 1.5.0",
@@ -123,9 +125,7 @@ CARDS: dict[str, DatasetCard] = {
         ),
         class_names=("background", "rim", "cup"),
     ),
-    "tn_scui2020": DatasetCard(
-        task="classification",
-        num_classes=2,
+    "tn_scui2020": _binary_card(
         attributes=(),
         patient_id_column="ID (no patient id in the dataset: image-level splits)",
         license="TN-SCUI 2020 challenge terms of use (registration; no redistribution)",
@@ -138,9 +138,7 @@ CARDS: dict[str, DatasetCard] = {
         ),
         class_names=("benign", "malignant"),
     ),
-    "pad_ufes20": DatasetCard(
-        task="classification",
-        num_classes=2,
+    "pad_ufes20": _binary_card(
         attributes=("age", "sex", "skin_type", "skin_type_binary", "region"),
         patient_id_column="patient_id",
         license="CC BY 4.0",
@@ -152,9 +150,7 @@ CARDS: dict[str, DatasetCard] = {
         expected_layout=f"<root>/metadata.csv (26 columns); images anywhere below <root>/images/. {DOC_FIXTURES} {_RESIZE}",
         class_names=("non-cancer", "cancer"),
     ),
-    "ddi": DatasetCard(
-        task="classification",
-        num_classes=2,
+    "ddi": _binary_card(
         attributes=("skin_tone",),
         patient_id_column="DDI_ID (no patient id in the dataset)",
         license="Stanford AIMI research use agreement (non-commercial, no redistribution)",
@@ -166,9 +162,7 @@ CARDS: dict[str, DatasetCard] = {
         expected_layout=f"<root>/ddi_metadata.csv; <root>/images/<DDI_file>. {DOC_FIXTURES} {_RESIZE}",
         class_names=("benign", "malignant"),
     ),
-    "custom": DatasetCard(
-        task="classification",
-        num_classes=2,
+    "custom": _binary_card(
         attributes=(),
         patient_id_column="options.patient_column",
         license="(the user's data)",

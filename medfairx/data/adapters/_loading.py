@@ -1,7 +1,7 @@
 """From an adapter's metadata frame to a :class:`FairDataset`, on the data layer's machinery.
 
-The steps mirror ``medfairx.data.ham10000.load``: options checked against the adapter's
-defaults, rows without image (or mask) skipped with a warning or an error, labels from the
+Every file-based adapter (``medfairx.data.ham10000`` included) runs these steps: options
+checked against the adapter's defaults, rows without image (or mask) skipped with a warning or an error, labels from the
 catalogue's ``label`` (or the adapter default), an :class:`H5ImageCache` keyed by the
 metadata files, image fingerprints and preprocessing, and :func:`assemble` for groupings
 and patient-disjoint splits.
@@ -22,6 +22,7 @@ from medfairx.data import imaging
 from medfairx.data.adapters._tabular import present, report_info
 from medfairx.data.cache import H5ImageCache, cache_key, file_fingerprints, file_sha256
 from medfairx.data.dataset import FairDataset, assemble
+from medfairx.data.labels import class_labels
 from medfairx.errors import ConfigError, DataError
 from medfairx.specs import DatasetCard
 
@@ -29,11 +30,16 @@ COMMON_OPTIONS: dict[str, Any] = {"missing_images": "skip", "workers": 4}
 """Options every file-based adapter accepts (as in the HAM10000 adapter)."""
 
 ItemReader = Callable[[int], tuple[np.ndarray, "np.ndarray | None"]]
+"""Decodes row ``i`` into ``(image, mask or None)``."""
 
 
 def options(cfg: DatasetConfig, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """``cfg.options`` over ``defaults`` (plus :data:`COMMON_OPTIONS`); unknown keys are errors."""
-    allowed = {**COMMON_OPTIONS, **defaults}
+    """``cfg.options`` over ``defaults`` (plus :data:`COMMON_OPTIONS`); unknown keys are errors.
+
+    The error lists the allowed options in the order of ``defaults`` when it names every
+    common option itself (as HAM10000's does), else the common options first.
+    """
+    allowed = dict(defaults) if COMMON_OPTIONS.keys() <= defaults.keys() else {**COMMON_OPTIONS, **defaults}
     unknown = [k for k in cfg.options if k not in allowed]
     if unknown:
         raise ConfigError(
@@ -61,10 +67,13 @@ def root_of(cfg: DatasetConfig, layout: str) -> Path:
 
 
 def labels(frame: pd.DataFrame, label: LabelConfig, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Class index per row and class names from a :class:`LabelConfig` (HAM10000 semantics)."""
-    from medfairx.data.ham10000 import _labels
+    """Class index per row and class names from a :class:`LabelConfig` (see :func:`class_labels`).
 
-    return _labels(frame, label, name)
+    A binary label equal to HAM10000's default is named ``("benign", "malignant")``.
+    """
+    from medfairx.data.ham10000 import DEFAULT_LABEL
+
+    return class_labels(frame, label, name, default=DEFAULT_LABEL)
 
 
 def with_labels(
@@ -101,6 +110,91 @@ def keep_with_files(cfg: DatasetConfig, frame: pd.DataFrame, root: Path, columns
     return frame.loc[ok]
 
 
+def image_size(cfg: DatasetConfig, default: tuple[int, int] = (224, 224), what: str = "these images") -> tuple[int, int]:
+    """``cfg.image_size`` (or ``default``) as ``(h, w)``; a 3D size is a :class:`ConfigError`."""
+    size = cfg.spatial_size(default)
+    if len(size) != 2:
+        raise ConfigError(f"datasets.{cfg.name}.image_size: {what} are 2D; give an int or [h, w].")
+    return (int(size[0]), int(size[1]))
+
+
+def cache_and_assemble(
+    cfg: DatasetConfig,
+    *,
+    card: DatasetCard,
+    meta: pd.DataFrame,
+    key: str,
+    size: tuple[int, int],
+    image_paths: Sequence[Path],
+    mask_paths: Sequence[Path] | None,
+    cache_dir: Path,
+    workers: int,
+    task: str,
+    class_names: Sequence[str],
+    info: Mapping[str, Any],
+    revision_label: LabelConfig | None = None,
+    read_item: ItemReader | None = None,
+    where: Callable[[int], str] | None = None,
+    card_changes: Mapping[str, Any] | None = None,
+) -> FairDataset:
+    """Cache the pixels of the rows of ``meta`` under ``key`` and assemble the :class:`FairDataset`.
+
+    Args:
+        meta: metadata frame indexed by ``sample_id``, one row per cached sample.
+        key: the pixel cache key (also hashed into the revision).
+        size: ``(h, w)`` of the cached images (and masks).
+        image_paths: image file of each row (named in decode errors).
+        mask_paths: mask file of each row, or ``None`` (no masks, or ``read_item`` reads them).
+        workers: decoding threads.
+        task: ``"classification"`` or ``"segmentation"`` (caches masks).
+        class_names: names of the label values (or of the mask classes).
+        info: facts for ``FairDataset.info`` (``cache_file`` is added).
+        revision_label: label definition hashed into the revision (default ``cfg.label``).
+        read_item: custom decoder ``i -> (image, mask)``; the default decodes
+            ``image_paths[i]`` (RGB) and ``mask_paths[i]`` (binary mask).
+        where: names row ``i`` in decode errors (default: its sample id).
+        card_changes: further :class:`DatasetCard` fields to replace.
+
+    Raises:
+        DataError: a file cannot be decoded.
+    """
+
+    def build_item(i: int) -> tuple[np.ndarray, np.ndarray | None]:
+        path = image_paths[i]
+        try:
+            if read_item is not None:
+                return read_item(i)
+            image = imaging.load_rgb(path, size)
+            if mask_paths is None:
+                return image, None
+            path = mask_paths[i]
+            return image, imaging.load_mask(path, size)
+        except (OSError, ValueError) as exc:
+            row = where(i) if where is not None else f"sample {meta.index[i]!r}"
+            raise DataError(f"Cannot decode {path} ({row}): {exc}. Replace the file.") from None
+
+    cache = H5ImageCache.for_dataset(
+        cache_dir,
+        cfg.name,
+        key,
+        sample_ids=list(meta.index.astype(str)),
+        image_shape=(card.in_channels, *size),
+        mask_shape=size if task == "segmentation" else None,
+        build_item=build_item,
+        workers=workers,
+    )
+    label = revision_label if revision_label is not None else cfg.label
+    revision = cache_key(pixels=key, task=task, label=label.model_dump() if label is not None else None)
+    card = dataclasses.replace(
+        card,
+        task=task,
+        num_classes=len(class_names),
+        class_names=tuple(class_names),
+        **dict(card_changes or {}),
+    )
+    return assemble(cfg, card, meta, cache, revision, manifest_dir=cache_dir, info={**info, "cache_file": str(cache.path)})
+
+
 def build(
     cfg: DatasetConfig,
     *,
@@ -117,7 +211,7 @@ def build(
     read_item: Callable[[pd.Series, tuple[int, int]], tuple[np.ndarray, np.ndarray | None]] | None = None,
     card_changes: Mapping[str, Any] | None = None,
 ) -> FairDataset:
-    """Cache the pixels of ``frame`` and assemble the :class:`FairDataset`.
+    """Skip rows without files, cache the pixels of ``frame`` and assemble the :class:`FairDataset`.
 
     Args:
         frame: ``read_metadata`` output (``image_path`` relative to ``root``; ``label``
@@ -135,10 +229,7 @@ def build(
     kept = keep_with_files(cfg, frame, root, columns, str(opts["missing_images"]))
     skipped = len(frame) - len(kept)
     meta = kept.drop(columns=[c for c in columns if c in kept.columns and c != "image_path"])
-    size = cfg.spatial_size(default_size)
-    if len(size) != 2:
-        raise ConfigError(f"datasets.{cfg.name}.image_size: these images are 2D; give an int or [h, w].")
-    size2 = (int(size[0]), int(size[1]))
+    size = image_size(cfg, default_size)
     paths = [root / p for p in kept["image_path"].astype(str)]
     mask_paths = [root / p for p in kept[mask_column].astype(str)] if mask_column else None
     key = cache_key(
@@ -147,51 +238,78 @@ def build(
         options={k: v for k, v in sorted(cfg.options.items()) if k != "workers"},
         images=file_fingerprints(paths),
         masks=file_fingerprints(mask_paths) if mask_paths else None,
-        size=size2,
+        size=size,
         resize=[imaging.IMAGE_RESAMPLE, imaging.MASK_RESAMPLE],
     )
-    rows = [kept.iloc[i] for i in range(len(kept))] if read_item is not None else []
-
-    def build_item(i: int) -> tuple[np.ndarray, np.ndarray | None]:
-        path = paths[i]
-        try:
-            if read_item is not None:
-                return read_item(rows[i], size2)
-            image = imaging.load_rgb(path, size2)
-            if mask_paths is None:
-                return image, None
-            path = mask_paths[i]
-            return image, imaging.load_mask(path, size2)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"Cannot decode {path} (sample {kept.index[i]!r}): {exc}. Replace the file.") from None
-
-    segmentation = task == "segmentation"
-    cache = H5ImageCache.for_dataset(
-        cache_dir,
-        cfg.name,
-        key,
-        sample_ids=list(kept.index.astype(str)),
-        image_shape=(card.in_channels, *size2),
-        mask_shape=size2 if segmentation else None,
-        build_item=build_item,
-        workers=int(opts["workers"]),
-    )
-    label_dump = cfg.label.model_dump() if cfg.label is not None else None
-    revision = cache_key(pixels=key, task=task, label=label_dump)
-    card = dataclasses.replace(
-        card,
-        task=task,
-        num_classes=len(class_names),
-        class_names=tuple(class_names),
-        **dict(card_changes or {}),
-    )
+    reader: ItemReader | None = None
+    if read_item is not None:
+        rows = [kept.iloc[i] for i in range(len(kept))]
+        reader = lambda i: read_item(rows[i], size)  # noqa: E731
     info: dict[str, Any] = {
         **(report_info(report) if report else {"source_rows": len(frame)}),
         "skipped_missing_images": skipped,
         "metadata_file": ", ".join(str(p) for p in source_files),
-        "cache_file": str(cache.path),
     }
-    return assemble(cfg, card, meta, cache, revision, manifest_dir=cache_dir, info=info)
+    return cache_and_assemble(
+        cfg,
+        card=card,
+        meta=meta,
+        key=key,
+        size=size,
+        image_paths=paths,
+        mask_paths=mask_paths,
+        cache_dir=cache_dir,
+        workers=int(opts["workers"]),
+        task=task,
+        class_names=class_names,
+        info=info,
+        read_item=reader,
+        card_changes=card_changes,
+    )
+
+
+def load_classification(
+    cfg: DatasetConfig,
+    *,
+    cache_dir: Path,
+    name: str,
+    defaults: Mapping[str, Any],
+    layout: str,
+    read: Callable[[Path, dict[str, Any]], pd.DataFrame],
+    sources: Callable[[Path, dict[str, Any]], Sequence[Path]],
+) -> FairDataset:
+    """The ``load`` of a classification-only adapter whose card is ``CARDS[name]``.
+
+    Checks the options against ``defaults``, the task and the root, then reads the frame
+    and :func:`build` s the dataset with the frame's ``attrs["class_names"]``.
+
+    Args:
+        cfg: the catalogue entry.
+        cache_dir: folder of the pixel caches and split manifests.
+        name: adapter name (key of ``medfairx.default_plugins.dataset_adapters.CARDS``).
+        defaults: the adapter's options and their defaults.
+        layout: expected folder layout, named when ``root`` is missing.
+        read: ``(root, opts) -> frame``, the adapter's ``read_metadata`` call (runs after
+            the checks above; may validate further options first).
+        sources: ``(root, opts) -> files`` whose bytes key the cache (called after ``read``).
+    """
+    from medfairx.default_plugins.dataset_adapters import CARDS
+
+    opts = options(cfg, defaults)
+    task_of(cfg, ("classification",), "classification")
+    root = root_of(cfg, layout)
+    frame = read(root, opts)
+    return build(
+        cfg,
+        card=CARDS[name],
+        frame=frame,
+        root=root,
+        cache_dir=cache_dir,
+        opts=opts,
+        source_files=list(sources(root, opts)),
+        task="classification",
+        class_names=frame.attrs["class_names"],
+    )
 
 
 def task_of(cfg: DatasetConfig, allowed: Sequence[str], default: str) -> str:

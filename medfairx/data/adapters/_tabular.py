@@ -361,7 +361,7 @@ def check_images(frame: pd.DataFrame, root: Path, report: Report, *, columns: Se
     report.rows_without_image = int((~ok).sum())
     report.missing_image_examples = [str(v) for v in missing[columns[0]].head(5)]
     if len(missing):
-        from medfairx.data.ham10000 import MissingImagesWarning
+        from medfairx.data.labels import MissingImagesWarning
 
         some = ", ".join(report.missing_image_examples[:3])
         warnings.warn(

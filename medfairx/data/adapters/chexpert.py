@@ -176,25 +176,19 @@ def read_metadata(
 
 def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     """Adapter entry point: metadata, images, cache and patient-level splits."""
-    from medfairx.default_plugins.dataset_adapters import CARDS
-
-    opts = _loading.options(cfg, OPTIONS)
-    _loading.task_of(cfg, ("classification",), "classification")
-    root = _loading.root_of(cfg, LAYOUT)
     keys = ("csvs", "demographics", "finding", "uncertain", "frontal_only")
-    frame = read_metadata(root, label=cfg.label, **{k: opts[k] for k in keys})
-    sources = [option_path(root, c) for c in opts["csvs"]]
-    demo = option_path(root, opts["demographics"]) if opts["demographics"] else None
-    if demo is not None and demo.is_file():
-        sources.append(demo)
-    return _loading.build(
+
+    def sources(root: Path, opts: dict[str, Any]) -> list[Path]:
+        files = [option_path(root, c) for c in opts["csvs"]]
+        demo = option_path(root, opts["demographics"]) if opts["demographics"] else None
+        return files + [demo] if demo is not None and demo.is_file() else files
+
+    return _loading.load_classification(
         cfg,
-        card=CARDS[NAME],
-        frame=frame,
-        root=root,
         cache_dir=cache_dir,
-        opts=opts,
-        source_files=sources,
-        task="classification",
-        class_names=frame.attrs["class_names"],
+        name=NAME,
+        defaults=OPTIONS,
+        layout=LAYOUT,
+        read=lambda root, opts: read_metadata(root, label=cfg.label, **{k: opts[k] for k in keys}),
+        sources=sources,
     )

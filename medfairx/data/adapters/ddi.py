@@ -84,20 +84,12 @@ def read_metadata(
 
 def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     """Adapter entry point: metadata, images, cache and splits as a :class:`FairDataset`."""
-    from medfairx.default_plugins.dataset_adapters import CARDS
-
-    opts = _loading.options(cfg, OPTIONS)
-    _loading.task_of(cfg, ("classification",), "classification")
-    root = _loading.root_of(cfg, LAYOUT)
-    frame = read_metadata(root, metadata=opts["metadata"], images_dir=opts["images_dir"], label=cfg.label)
-    return _loading.build(
+    return _loading.load_classification(
         cfg,
-        card=CARDS[NAME],
-        frame=frame,
-        root=root,
         cache_dir=cache_dir,
-        opts=opts,
-        source_files=[root / opts["metadata"]],
-        task="classification",
-        class_names=frame.attrs["class_names"],
+        name=NAME,
+        defaults=OPTIONS,
+        layout=LAYOUT,
+        read=lambda root, opts: read_metadata(root, metadata=opts["metadata"], images_dir=opts["images_dir"], label=cfg.label),
+        sources=lambda root, opts: [root / opts["metadata"]],
     )

@@ -189,22 +189,14 @@ def read_metadata(
 
 def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     """Adapter entry point: metadata, images, cache and patient-level splits."""
-    from medfairx.default_plugins.dataset_adapters import CARDS
-
-    opts = _loading.options(cfg, OPTIONS)
-    _loading.task_of(cfg, ("classification",), "classification")
-    root = _loading.root_of(cfg, LAYOUT)
     keys = ("metadata", "labels", "split_file", "patients", "admissions", "finding", "uncertain", "views", "race_rule")
-    frame = read_metadata(root, label=cfg.label, **{k: opts[k] for k in keys})
-    files = [opts[k] for k in ("metadata", "labels", "split_file", "patients", "admissions") if opts[k]]
-    return _loading.build(
+    files = ("metadata", "labels", "split_file", "patients", "admissions")
+    return _loading.load_classification(
         cfg,
-        card=CARDS[NAME],
-        frame=frame,
-        root=root,
         cache_dir=cache_dir,
-        opts=opts,
-        source_files=[option_path(root, f) for f in files],
-        task="classification",
-        class_names=frame.attrs["class_names"],
+        name=NAME,
+        defaults=OPTIONS,
+        layout=LAYOUT,
+        read=lambda root, opts: read_metadata(root, label=cfg.label, **{k: opts[k] for k in keys}),
+        sources=lambda root, opts: [option_path(root, opts[k]) for k in files if opts[k]],
     )

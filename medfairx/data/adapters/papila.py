@@ -196,23 +196,18 @@ def read_metadata(
 
 def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     """Adapter entry point: metadata, images, cache and (patient-level) splits."""
-    from medfairx.default_plugins.dataset_adapters import CARDS
 
-    opts = _loading.options(cfg, OPTIONS)
-    _loading.task_of(cfg, ("classification",), "classification")
-    root = _loading.root_of(cfg, LAYOUT)
-    choose(str(opts["suspect"]), SUSPECT, f"datasets.{cfg.name}.options.suspect")
-    frame = read_metadata(
-        root, od=opts["od"], os=opts["os"], images_dir=opts["images_dir"], suspect=opts["suspect"], label=cfg.label
-    )
-    return _loading.build(
+    def read(root: Path, opts: dict[str, Any]) -> pd.DataFrame:
+        choose(str(opts["suspect"]), SUSPECT, f"datasets.{cfg.name}.options.suspect")
+        keys = ("od", "os", "images_dir", "suspect")
+        return read_metadata(root, label=cfg.label, **{k: opts[k] for k in keys})
+
+    return _loading.load_classification(
         cfg,
-        card=CARDS[NAME],
-        frame=frame,
-        root=root,
         cache_dir=cache_dir,
-        opts=opts,
-        source_files=[root / opts["od"], root / opts["os"]],
-        task="classification",
-        class_names=frame.attrs["class_names"],
+        name=NAME,
+        defaults=OPTIONS,
+        layout=LAYOUT,
+        read=read,
+        sources=lambda root, opts: [root / opts["od"], root / opts["os"]],
     )
