@@ -323,6 +323,7 @@ def plan_curve(catalogue: Any, opts: CurveOptions, host: Any, echo: Echo) -> Cur
         "fractions": opts.fractions, "dominant_n": sizes, "seeds": list(opts.seeds), "methods": list(opts.methods),
         "backbone": backbone, "recipe": recipe, "split_hash": ds.splits.hash, "tolerance": opts.tolerance,
         "n_boot": opts.n_boot, "ci": opts.ci,
+        "runs": {f"{f:g}": sorted({spec.run_id for f2, spec in runs if f2 == f}) for f in opts.fractions},
         "subset_hash": hashlib.sha256(
             json.dumps({f"{k[0]:g}/{k[1]}": sorted(v.tolist()) for k, v in train_ids.items()}).encode()
         ).hexdigest()[:12],
@@ -380,9 +381,10 @@ def score_curve(out: Path, design: dict[str, Any], *, n_boot: int = 1000, ci: fl
                 seed: int = 0) -> pd.DataFrame:
     """Per (method, fraction, group): seed-mean test AUC with a paired-bootstrap CI.
 
-    Reads every finished run of the design under ``out/frac-*/``; the replicates of one
-    point's seeds share their resamples (same test rows, same bootstrap seed) and are
-    averaged replicate by replicate.
+    Reads the finished runs the design planned (``design["runs"]``: run ids per fraction)
+    under ``out/frac-*/``; runs of an older configuration in the same store are ignored. The
+    replicates of one point's seeds share their resamples (same test rows, same bootstrap
+    seed) and are averaged replicate by replicate.
     """
     from medfairx.metrics.bootstrap import bootstrap
     from medfairx.metrics.catalogue import BY_NAME
@@ -394,12 +396,9 @@ def score_curve(out: Path, design: dict[str, Any], *, n_boot: int = 1000, ci: fl
     for f in design["fractions"]:
         store = RunStore(Path(out) / fraction_dir(f))
         by_method: dict[str, list[tuple[int, np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]]] = {}
-        for rec in store.records():
-            if rec.get("status") != "ok" or rec.get("method") not in design["methods"]:
-                continue
-            if int(rec.get("seed", -1)) not in design["seeds"] or rec.get("split_hash") != design["split_hash"]:
-                continue
-            if not store.is_finished(rec["run_id"]):
+        for run_id in design["runs"].get(f"{f:g}", []):
+            rec = store.record(run_id)
+            if rec is None or not store.is_finished(run_id):
                 continue
             pred = pd.read_parquet(store.run_dir(rec["run_id"]) / "predictions.parquet")
             test = pred[(pred["split"] == "test") & pred[column].notna()].sort_values("sample_id")
@@ -427,7 +426,8 @@ def score_curve(out: Path, design: dict[str, Any], *, n_boot: int = 1000, ci: fl
                     "method": method, "fraction": float(f), "dominant_n": int(design["dominant_n"][f"{f:g}"]),
                     "group": g, "value": v, "ci_low": float(lo), "ci_high": float(hi),
                     "half_width": float(max(v - lo, hi - v)) if math.isfinite(v) and math.isfinite(lo) else np.nan,
-                    "seeds": len(same), "seed_values": ";".join(f"{it[0]}:{float(it[1][j]):.4f}" for it in sorted(same)),
+                    "seeds": len(same),
+                    "seed_values": ";".join(f"{it[0]}:{float(it[1][j]):.4f}" for it in sorted(same, key=lambda t: t[0])),
                     "n_test": int(same[0][4][j]),
                 })
     frame = pd.DataFrame(rows, columns=POINT_COLUMNS)

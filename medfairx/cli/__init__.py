@@ -44,13 +44,15 @@ def _format_warning(message: Warning | str, category: type[Warning], *_: object,
 
 
 def _add_commands() -> None:
-    from medfairx.cli import bench_cmd, list_cmd, plugins_cmd, report_cmd, validate_cmd
+    from medfairx.cli import bench_cmd, cka_cmd, curve_cmd, list_cmd, plugins_cmd, report_cmd, validate_cmd
 
     cli.add_command(plugins_cmd.plugins)
     cli.add_command(list_cmd.list_)
     cli.add_command(validate_cmd.validate)
     cli.add_command(bench_cmd.bench)
     cli.add_command(report_cmd.report)
+    cli.add_command(curve_cmd.curve)
+    cli.add_command(cka_cmd.cka)
     try:
         from medfairx.cli.check import check
     except ImportError:  # pragma: no cover - the kit is part of the core distribution

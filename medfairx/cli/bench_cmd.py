@@ -50,12 +50,13 @@ class ManyValues(click.Option):
 @click.option("--devices", default="", help="Comma-separated devices for --jobs, e.g. 0,1 or cpu,cpu.")
 @click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE",
               help="Executor option, e.g. partition=gpu, gpus_per_job=1, wait=false (repeatable).")
+@click.option("--save-state", is_flag=True, help="Also save each trained model as runs/<suite>/<run_id>/state.pt (for `medfairx cka`).")
 @click.option("-v", "--verbose", is_flag=True, help="Show per-epoch progress.")
 @click.pass_context
 def bench(ctx: click.Context, suite: str, config: str | None, methods: tuple[str, ...], datasets: tuple[str, ...],
           groupings: tuple[str, ...], seeds: tuple[int, ...], device: str | None, params: str | None,
           epochs: int | None, out: str, report_dir: str | None, no_report: bool, executor: str, jobs: int | None,
-          devices: str, executor_options: tuple[str, ...], verbose: bool) -> None:
+          devices: str, executor_options: tuple[str, ...], save_state: bool, verbose: bool) -> None:
     """Train every method on every grouping of a suite; finished runs are skipped."""
     from medfairx.config import load_catalogue
     from medfairx.plugins import get_host
@@ -76,6 +77,7 @@ def bench(ctx: click.Context, suite: str, config: str | None, methods: tuple[str
         jobs=jobs,
         devices=_split((devices,)),
         executor_options=_parse_options(executor_options),
+        save_state=save_state,
     )
     result = run_bench(catalogue, opts, get_host(), click.echo, verbose=verbose)
     click.echo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ class BenchOptions:
     jobs: int | None = None
     devices: list[str] = field(default_factory=list)
     executor_options: dict[str, Any] = field(default_factory=dict)
+    save_state: bool = False
 
 
 def make_executor(host: PluginHost, opts: BenchOptions) -> Any:
@@ -110,6 +112,8 @@ def prepare(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo) ->
         device=opts.device or suite.device,
         versions_of=versions_of,
     )
+    if opts.save_state:
+        plan.runs = [dataclasses.replace(r, save_state=True) for r in plan.runs]
     return plan, loaded
 
 

@@ -175,6 +175,11 @@ def execute_run(
             record["prompts"] = masked["test"].prompts.describe()
         log(f"{spec.method} on {spec.dataset} (grouping={spec.train_grouping or 'none'}) seed={spec.seed} device={device}")
         method.fit(train, val, ctx)
+        if spec.save_state:  # for `medfairx cka` and later re-use of the trained model
+            from medfairx.analysis.state import STATE_FILE, save_state
+
+            save_state(method, ctx, run_dir / STATE_FILE)
+            record["state_file"] = STATE_FILE
         frames = {
             s: predictions_frame(dataset, s, spec, method.predict_scores(masked[s], ctx), truth[s], card.num_classes, card.task)
             for s in ("val", "test")

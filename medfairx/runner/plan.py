@@ -33,11 +33,12 @@ class RunSpec:
     dataset_revision: str = ""
     split_hash: str = ""
     versions: dict[str, str | None] = field(default_factory=dict, hash=False)
+    save_state: bool = False
 
     def identity(self) -> dict[str, Any]:
         """What the run id hashes: everything that changes the trained model."""
         d = asdict(self)
-        for k in ("suite", "groupings", "device"):
+        for k in ("suite", "groupings", "device", "save_state"):
             d.pop(k)
         return d
 
