@@ -44,7 +44,7 @@ def _format_warning(message: Warning | str, category: type[Warning], *_: object,
 
 
 def _add_commands() -> None:
-    from medfairx.cli import bench_cmd, cka_cmd, curve_cmd, list_cmd, plugins_cmd, report_cmd, validate_cmd
+    from medfairx.cli import bench_cmd, cka_cmd, curve_cmd, datasets_cmd, list_cmd, plugins_cmd, report_cmd, validate_cmd
 
     cli.add_command(plugins_cmd.plugins)
     cli.add_command(list_cmd.list_)
@@ -53,6 +53,7 @@ def _add_commands() -> None:
     cli.add_command(report_cmd.report)
     cli.add_command(curve_cmd.curve)
     cli.add_command(cka_cmd.cka)
+    cli.add_command(datasets_cmd.datasets)
     try:
         from medfairx.cli.check import check
     except ImportError:  # pragma: no cover - the kit is part of the core distribution

@@ -43,6 +43,27 @@ def provenance(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def write_cards(records: list[dict[str, Any]], out_dir: Path, *, suite: str,
+                echo: Callable[[str], None] = print) -> list[tuple[str, str]]:
+    """Data card pages of the datasets in ``records`` (current catalogue); never raises.
+
+    Returns:
+        ``(dataset, file name)`` per page written, for the index links.
+    """
+    try:
+        from medfairx.report.datacards import write_data_cards
+
+        names = sorted({str(r["dataset"]) for r in records if r.get("dataset")})
+        recorded = {d: {"revisions": {r.get("dataset_revision") for r in records if r.get("dataset") == d},
+                        "split_hashes": {r.get("split_hash") for r in records if r.get("dataset") == d}}
+                    for d in names}
+        pages = write_data_cards(None, names, out_dir, suite=suite, recorded=recorded)
+        return [(d, p.name) for d, p in zip(names, pages)]
+    except Exception as exc:  # noqa: BLE001 - data cards are extra; the leaderboard must still be written
+        echo(f"warning: data cards not written: {type(exc).__name__}: {exc}")
+        return []
+
+
 def write_report(runs_dir: Path, out_dir: Path, *, suite: str | None = None, echo: Callable[[str], None] = print,
                  n_boot: int = 1000) -> Path:
     """Evaluate a run store and write its leaderboard; returns the index page path."""
@@ -58,6 +79,7 @@ def write_report(runs_dir: Path, out_dir: Path, *, suite: str | None = None, ech
     suite = suite or records[0].get("suite") or runs_dir.name
     results = evaluate_runs(runs_dir, n_boot=n_boot)
     failures = collect_failures(runs_dir)
+    data_cards = write_cards(records, out_dir, suite=suite, echo=echo)
     build_leaderboard(
         results,
         out_dir,
@@ -65,6 +87,7 @@ def write_report(runs_dir: Path, out_dir: Path, *, suite: str | None = None, ech
         failures=failures,
         methods=method_info(records),
         provenance=provenance(records),
+        data_cards=data_cards,
     )
     write_root_index(out_dir.parent)
     return out_dir / "index.html"

@@ -10,6 +10,8 @@ Measure ids (see :mod:`medfairx.metrics.engine`):
 
 * classification: ``auc`` (binary, or macro one-vs-rest), ``accuracy``,
   ``balanced_accuracy``, ``tpr``, ``fpr``, ``fnr``, ``ppr`` (positive prediction rate),
+  ``f1`` (binary F1 of the positive class at the run threshold, ``2TP/(2TP + FP + FN)``;
+  NaN where a group has no positive label and no positive prediction),
   ``brier``, ``ece`` (15 equal-width bins), ``cvar_loss`` (mean of the worst
   ``ceil(alpha*n)`` per-sample losses, alpha = 0.1);
 * segmentation, on a per-sample column ``c`` in {dice, iou}: ``mean:c``, ``tail:c``
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 
 CLS = "classification"
 SEG = "segmentation"
-THRESHOLDED = frozenset({"accuracy", "balanced_accuracy", "tpr", "fpr", "fnr", "ppr"})
+THRESHOLDED = frozenset({"accuracy", "balanced_accuracy", "tpr", "fpr", "fnr", "ppr", "f1"})
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ def _build() -> tuple[MetricDef, ...]:
         _summ("max_psd", CLS, "fairness", False, ("auc",), "max_psd", "(max_g - min_g AUC_g) / AUC (FairDi eq. 6)"),
     ]
     defs += _group_family("accuracy", CLS, "accuracy", "accuracy", True, "performance")
+    defs += _group_family("f1", CLS, "f1", "F1 at the run threshold", True, "performance")
     defs += [
         _base("balanced_accuracy", CLS, "performance", True, "balanced_accuracy", "balanced accuracy"),
         _base("tpr", CLS, "performance", True, "tpr", "true positive rate at the run threshold"),

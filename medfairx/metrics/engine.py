@@ -311,6 +311,12 @@ class Engine:
         self._labels("ppr")
         return self._means(W, (self._pred("ppr") == 1).astype(np.float64))
 
+    def _f1(self, W: np.ndarray) -> np.ndarray:
+        y, pred = self._labels("f1"), self._pred("f1")
+        tp = ((pred == 1) & (y == 1)).astype(np.float64)
+        wrong = (pred != y).astype(np.float64)  # FP + FN
+        return _nan_div(2.0 * self._sums(W, tp), self._sums(W, 2.0 * tp + wrong))
+
     def _brier(self, W: np.ndarray) -> np.ndarray:
         y, s = self._labels("brier"), self.p.scores
         if self.p.num_classes == 2:
@@ -360,6 +366,7 @@ class Engine:
         "fpr": _fpr,
         "fnr": _fnr,
         "ppr": _ppr,
+        "f1": _f1,
         "brier": _brier,
         "ece": _ece,
         "cvar_loss": _cvar_loss,

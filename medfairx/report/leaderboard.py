@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from medfairx.errors import ConfigError
+from medfairx.report.claims import claims_context, evaluate_claims
 from medfairx.report.plots import cd_diagram_svg, group_bars_svg, pareto_svg
 from medfairx.report.render import fmt_num, fmt_p, inline_svg, make_environment, render_page, sort_key
 from medfairx.stats.cd import NON_INDEPENDENCE, Comparison, compare_methods
@@ -371,11 +372,13 @@ def build_leaderboard(
     methods: dict[str, dict] | None = None,
     provenance: dict | None = None,
     alpha: float = 0.05,
+    data_cards: list[tuple[str, str]] | None = None,
 ) -> list[Path]:
     """Write a suite's HTML leaderboard to ``out_dir``.
 
     Writes ``index.html`` (rankings per metric and strategy, Friedman/Nemenyi/CD sections
-    for the utility and fairness metrics, failures, links), ``<dataset>__<grouping>.html``
+    for the utility and fairness metrics, the papers' claims checked by
+    :mod:`medfairx.report.claims`, failures, links), ``<dataset>__<grouping>.html``
     per block, ``method-<name>.html`` per method, ``results.csv``, ``failures.csv`` (if
     any), ``provenance.json`` and ``cd-<strategy>-<metric>.svg`` per drawn diagram.
 
@@ -388,6 +391,8 @@ def build_leaderboard(
             origin {plugin, dist, version}).
         provenance: recorded as ``provenance.json`` and summarised on the index.
         alpha: significance level of the tests.
+        data_cards: ``(dataset, file name)`` of data card pages already written to
+            ``out_dir`` (:func:`medfairx.report.datacards.write_data_cards`), linked from the index.
 
     Returns:
         Every path written.
@@ -459,6 +464,8 @@ def build_leaderboard(
         env, "index.html", out_dir / "index.html", **common,
         strategies=strategy_ctx, methods=[info[m] for m in order], blocks=block_links,
         failures=_failure_rows(failures), non_independence=NON_INDEPENDENCE, alpha=alpha, n_seeds=n_seeds,
+        data_cards=[{"dataset": str(d), "href": str(f)} for d, f in data_cards or []],
+        claims=claims_context(evaluate_claims(results, aggregated=agg)),
         provenance=[{"key": str(k), "value": v if isinstance(v, str) else json.dumps(v, default=str)[:300]}
                     for k, v in sorted((provenance or {}).items())],
     ))
