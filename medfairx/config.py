@@ -246,6 +246,7 @@ class SuiteConfig(_Strict):
     methods: list[str] | None = None
     seeds: list[int] = Field(default_factory=lambda: [0])
     params: Literal["default", "test"] = "default"
+    method_params: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per-method hyper-parameter overrides
     backbones: dict[Literal["classification", "segmentation"], str] = Field(default_factory=dict)
     recipe: dict[str, Any] = Field(default_factory=dict)
     device: str = "auto"

@@ -66,3 +66,12 @@ def test_missing_backbone_for_a_task_is_a_config_error() -> None:
         plan_runs(suite="s", datasets=DS, method_specs=[_spec("erm", tasks=("segmentation",))], seeds=[0],
                   params_mode="default", recipe={}, backbones={"classification": "tiny_cnn"}, device="cpu",
                   versions_of=lambda s: {})
+
+
+def test_suite_method_params_override_defaults_and_change_the_run_id() -> None:
+    base = _plan([_spec("erm")], seeds=[0]).runs[0]
+    over = plan_runs(suite="s", datasets=DS, method_specs=[_spec("erm")], seeds=[0], params_mode="test", recipe={"epochs": 1},
+                     backbones={"classification": "tiny_cnn", "segmentation": "tiny_unet"}, device="cpu",
+                     versions_of=lambda s: {"medfairx": "0"}, method_params={"erm": {"tiny": False, "extra": 3}}).runs[0]
+    assert over.params == {"tiny": False, "extra": 3}
+    assert over.run_id != base.run_id

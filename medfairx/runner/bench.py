@@ -111,6 +111,7 @@ def prepare(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo) ->
         backbones=dict(suite.backbones),
         device=opts.device or suite.device,
         versions_of=versions_of,
+        method_params=dict(suite.method_params),
     )
     if opts.save_state:
         plan.runs = [dataclasses.replace(r, save_state=True) for r in plan.runs]
@@ -125,7 +126,9 @@ def run_bench(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo, 
     store.root.mkdir(parents=True, exist_ok=True)
     if store.clean_temporaries():
         echo("removed temporary files left by an interrupted run")
-    for reason in plan.skipped:
+    for reason in sorted(set(r.split(": ", 1)[1] for r in plan.unavailable)):
+        echo(f"not planned: {reason}")
+    for reason in plan.skipped if verbose else []:
         echo(f"not planned: {reason}")
     result = SweepResult()
     total = len(plan.runs)

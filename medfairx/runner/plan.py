@@ -63,6 +63,7 @@ class Plan:
 
     runs: list[RunSpec]
     skipped: list[str]
+    unavailable: list[str] = field(default_factory=list)
 
 
 def method_applies(spec: MethodSpec, task: str, spatial_dims: int) -> str | None:
@@ -87,6 +88,7 @@ def plan_runs(
     backbones: dict[str, str],
     device: str,
     versions_of: Any,
+    method_params: dict[str, dict[str, Any]] | None = None,
 ) -> Plan:
     """Expand the (dataset × grouping × method × seed) grid.
 
@@ -101,9 +103,12 @@ def plan_runs(
         backbones: task → backbone name.
         device: "auto", "cpu" or "cuda".
         versions_of: callable(spec) → dict of version strings recorded in the run id.
+        method_params: method → hyper-parameter overrides (the suite's ``method_params``),
+            applied on top of the defaults or ``test_params()``.
     """
     runs: list[RunSpec] = []
     skipped: list[str] = []
+    unavailable: list[str] = []
     for ds_name, ds in datasets.items():
         task = ds["task"]
         if task not in backbones:
@@ -114,10 +119,11 @@ def plan_runs(
         for spec in method_specs:
             reason = method_applies(spec, task, ds["spatial_dims"])
             if reason:
-                skipped.append(f"{ds_name}: {reason}")
+                (unavailable if spec.unavailable else skipped).append(f"{ds_name}: {reason}")
                 continue
             cls = spec.load()
             params = dict(cls.test_params()) if params_mode == "test" else {}
+            params.update((method_params or {}).get(spec.name, {}))
             if spec.tags.uses_groups_in_fit or spec.tags.uses_groups_in_predict:
                 trainings = []
                 for g in ds["groupings"]:
@@ -147,4 +153,4 @@ def plan_runs(
                             versions=versions_of(spec),
                         )
                     )
-    return Plan(runs, skipped)
+    return Plan(runs, skipped, unavailable)
