@@ -503,6 +503,12 @@ def check_state_dict_roundtrip(s: MethodSubject) -> None:
         )
 
 
+#: Checks that never fit the method: the ones an unavailable method (no weights here) still runs.
+NO_FIT_CHECKS = frozenset({
+    "check_name_is_valid", "check_tags_match_class", "check_test_params_construct", "check_init_stores_only",
+    "check_predict_before_fit_raises",
+})
+
 METHOD_CHECKS: tuple[Check, ...] = (
     Check("check_name_is_valid", check_name_is_valid),
     Check("check_tags_match_class", check_tags_match_class),
@@ -545,6 +551,22 @@ def check_method(
     """
     subject = method_subject(spec_or_cls, level)
     return run_checks(
-        subject, METHOD_CHECKS, item=subject.name, kind="methods", level=level,
+        subject, method_checks(subject), item=subject.name, kind="methods", level=level,
         expected_failed_checks=expected_failed_checks, on_fail=on_fail,  # type: ignore[arg-type]
     )
+
+
+def method_checks(subject: MethodSubject) -> tuple[Check, ...]:
+    """The checks for ``subject``: all of them, or for a method that is unavailable here
+    (e.g. SAM without a checkpoint) only those that need no fit, the rest skipped with the reason."""
+    if not subject.spec.unavailable:
+        return METHOD_CHECKS
+    reason = f"skipped: {subject.name} is unavailable here: {subject.spec.unavailable}"
+    return tuple(c if c.name in NO_FIT_CHECKS else Check(c.name, _skip(reason), level=c.level) for c in METHOD_CHECKS)
+
+
+def _skip(reason: str) -> Any:
+    def skipped(_: MethodSubject) -> None:
+        raise SkipCheck(reason)
+
+    return skipped

@@ -230,7 +230,8 @@ def item_report(
     common = dict(item=item, kind=kind, plugin=plugin, expected_failed_checks=expected_failed_checks, on_fail="report")
     try:
         if kind == "methods":
-            return run_checks(checks_method.method_subject(spec, level), checks_method.METHOD_CHECKS, level=level, **common)  # type: ignore[arg-type]
+            subject = checks_method.method_subject(spec, level)
+            return run_checks(subject, checks_method.method_checks(subject), level=level, **common)  # type: ignore[arg-type]
         if kind == "datasets":
             subj = checks_dataset.dataset_subject(spec, catalogue) if catalogue is not None else checks_dataset.dataset_subject(spec)
             return run_checks(subj, checks_dataset.DATASET_CHECKS, level=level, **common)  # type: ignore[arg-type]

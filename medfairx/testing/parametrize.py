@@ -32,7 +32,7 @@ def suite_for(obj: Any, level: str = "api") -> tuple[Any, tuple[Check, ...], str
 
     if isinstance(obj, (MethodSpec, Method)) or (isinstance(obj, type) and issubclass(obj, Method)):
         s = checks_method.method_subject(obj, level)
-        return s, checks_method.METHOD_CHECKS, s.name
+        return s, checks_method.method_checks(s), s.name
     if isinstance(obj, DatasetSpec):
         return checks_dataset.dataset_subject(obj), checks_dataset.DATASET_CHECKS, obj.name
     if isinstance(obj, GroupingSpec):
