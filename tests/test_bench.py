@@ -140,3 +140,22 @@ def test_report_lists_failed_runs(sweep) -> None:  # type: ignore[no-untyped-def
     assert len(auc) and all(0 <= v <= 1 for v in auc["value"] if not math.isnan(v))
     prov = json.loads((root / "leaderboards" / "tiny" / "provenance.json").read_text())
     assert prov["seeds"] == [0]
+
+
+def test_a_grouping_added_later_is_scored_without_retraining(sweep) -> None:  # type: ignore[no-untyped-def]
+    from medfairx.data import load_dataset
+
+    root, host, _, _, _, _ = sweep
+    cfg = root / "datasets_more.yaml"
+    cfg.write_text(SUITE.replace("synthetic_cls: [group, site]", "synthetic_cls: [group, site, age]"))
+    catalogue = load_catalogue(cfg)
+    lines: list[str] = []
+    result = run_bench(catalogue, BenchOptions(suite="tiny", out=root / "runs", methods=["erm"]), host, lines.append)
+    assert result.done == [] and result.failed == []
+    store = RunStore(root / "runs" / "tiny")
+    rec = next(r for r in store.records() if r["method"] == "erm" and r["dataset"] == "synthetic_cls")
+    assert rec["groupings"] == ["group", "site", "age"]
+    pred = pd.read_parquet(store.run_dir(rec["run_id"]) / "predictions.parquet")
+    labels = pd.concat([load_dataset(catalogue, "synthetic_cls").group_labels(s) for s in ("val", "test")])
+    assert pred["group:age"].tolist() == labels.loc[pred["sample_id"], "age"].tolist()
+    assert any("rescored" in line for line in lines)

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from medfairx.errors import ConfigError
 from medfairx.plugins import PluginHost
 from medfairx.runner.execute import Echo, SweepResult
 from medfairx.runner.executors import LocalExecutor, SweepJob
-from medfairx.runner.plan import Plan, plan_runs
+from medfairx.runner.plan import Plan, RunSpec, plan_runs
 from medfairx.runner.store import RunStore
 
 
@@ -134,6 +136,9 @@ def run_bench(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo, 
     total = len(plan.runs)
     todo = [r for r in plan.runs if not store.is_finished(r.run_id)]
     result.skipped = [r.run_id for r in plan.runs if r not in todo]
+    for spec in plan.runs:
+        if spec not in todo and add_groupings(store, spec, datasets[spec.dataset]):
+            echo(f"rescored {spec.run_id} under new groupings (no retraining)")
     echo(f"suite {opts.suite}: {total} runs planned, {len(result.skipped)} already finished, {len(todo)} to run")
     job = SweepJob(catalogue.path, store.root, todo, verbose=verbose)
     if opts.jobs is None:
@@ -144,3 +149,32 @@ def run_bench(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo, 
     result.skipped += ran.skipped
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def add_groupings(store: RunStore, spec: RunSpec, dataset: Any) -> bool:
+    """Give a finished run the group columns of groupings added to the suite since it ran.
+
+    Predictions are per sample, so a new grouping needs no retraining: its labels are
+    joined on ``sample_id`` and ``run.json`` lists it. Returns whether anything changed.
+    """
+    from medfairx.runner.store import EPOCHS, PREDICTIONS, atomic_write_json, atomic_write_parquet
+
+    record = store.record(spec.run_id) or {}
+    new = [g for g in spec.groupings if g not in record.get("groupings", [])]
+    if not new:
+        return False
+    run_dir = store.run_dir(spec.run_id)
+    for name in (PREDICTIONS, EPOCHS):
+        path = run_dir / name
+        if not path.exists():
+            continue
+        frame = pd.read_parquet(path)
+        for split in ("val", "test"):
+            labels = dataset.group_labels(split)
+            rows = frame["split"] == split
+            for g in new:
+                frame.loc[rows, f"group:{g}"] = labels.loc[frame.loc[rows, "sample_id"], g].to_numpy()
+        atomic_write_parquet(path, frame)
+    record["groupings"] = [*record.get("groupings", []), *new]
+    atomic_write_json(run_dir / "run.json", record)
+    return True
