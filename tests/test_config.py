@@ -181,7 +181,9 @@ def test_default_path_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_local_definition_overrides_included_one(tmp_path: Path) -> None:
     text = "version: 1\ninclude: [embedded]\ndatasets:\n  synthetic_cls:\n    adapter: synthetic\n    description: mine\n"
-    path = write(tmp_path, text + "    groupings: {group: {column: group}, site: {column: site}, age: {column: age, bins: [60]}}\n")
+    groupings = ("{group: {column: group}, site: {column: site}, age: {column: age, bins: [60]}, "
+                 "age3: {column: age, bins: [40, 60]}, group_x_site: {intersection: [group, site]}}")
+    path = write(tmp_path, text + f"    groupings: {groupings}\n")
     cat = load_catalogue(path)
     assert cat.datasets["synthetic_cls"].description == "mine" and cat.source_of("synthetic_cls") == path
     with pytest.raises(UnknownNameError, match="Did you mean: synthetic_cls"):

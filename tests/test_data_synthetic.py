@@ -125,7 +125,7 @@ def test_load_dataset_through_registry(host: PluginHost, tmp_path: Path) -> None
     cat = load_catalogue(REPO / "datasets.yaml")
     ds = load_dataset(cat, "synthetic_cls", cache_dir=tmp_path)
     assert isinstance(ds, FairDataset) and ds.name == "synthetic_cls" and ds.config.name == "synthetic_cls"
-    assert set(ds.groupings) == {"group", "site", "age", "group_x_site"}
+    assert set(ds.groupings) == {"group", "site", "age", "group_x_site", "age3"}
     assert ds.groupings["group"].dataset == "synthetic_cls"
     data = ds.task_data("test", "group_x_site")
     names = data.group_names

@@ -218,7 +218,7 @@ def test_workers_exit_when_the_sweep_is_killed(tmp_path: Path, fake_fn: str) -> 
     pid_file = store / "sleeping.pid"
     try:
         deadline = time.monotonic() + 60
-        while not pid_file.exists():
+        while not (pid_file.exists() and pid_file.read_text().strip()):  # written, not just created
             assert proc.poll() is None and time.monotonic() < deadline, "the worker never started its run"
             time.sleep(0.05)
     finally:
