@@ -116,3 +116,11 @@ def test_cli_check_missing_root_exits_1(catalogue_file: Path) -> None:
     assert r.exit_code == 1
     assert "dataset 'broken' cannot be read" in r.output and "does-not-exist" in r.output
     assert "does not exist" in r.output
+
+
+def test_published_pages_name_no_machine_path(tmp_path: Path) -> None:
+    from medfairx.report.datacards import portable_paths
+
+    base = tmp_path / "repo"
+    text = f"cache {base}/.medfairx-cache/x.h5, data {tmp_path}/shared/data/ham10000; elsewhere /opt/x"
+    assert portable_paths(text, base) == "cache .medfairx-cache/x.h5, data ../shared/data/ham10000; elsewhere /opt/x"

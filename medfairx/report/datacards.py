@@ -12,6 +12,8 @@ import the text helpers cheaply.
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -57,7 +59,16 @@ def describe_with_card(catalogue: Catalogue | str | Path | None, name: str, *,
     info["warnings"] = list(dict.fromkeys(str(w.message) for w in caught))
     card = dataclasses.asdict(dataset.card)
     card.update(name=name, adapter=dataset.config.adapter, description=dataset.config.description)
-    return card, info
+    return card, json.loads(portable_paths(json.dumps(info, default=str)))
+
+
+def portable_paths(text: str, base: Path | None = None) -> str:
+    """Absolute paths under ``base`` (default: the working directory) or its parent, written
+    relative to it, so a published page names no path of the machine that built it."""
+    base = (base or Path.cwd()).resolve()
+    for prefix, relative in ((f"{base}{os.sep}", ""), (f"{base.parent}{os.sep}", f"..{os.sep}")):
+        text = text.replace(json.dumps(prefix)[1:-1], relative).replace(prefix, relative)
+    return text
 
 
 def static_card(catalogue: Catalogue | str | Path | None, name: str) -> dict[str, Any]:
