@@ -130,7 +130,7 @@ def execute_run(
         "method_tags": method_spec.tags.__dict__,
         "method_summary": method_spec.summary,
         "method_reference": method_spec.reference,
-        "method_origin": None,
+        "method_origin": spec.versions,
         "medfairx_version": __version__,
         "python": platform.python_version(),
         "started": _now(),
