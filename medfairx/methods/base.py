@@ -156,6 +156,13 @@ class Method:
 
     fitted_: bool = False
 
+    def __init_subclass__(cls, spec: Any = None, **kwargs: Any) -> None:
+        """``class M(Method, spec=M_SPEC)`` takes name, summary, reference and tags from the
+        registered :class:`~medfairx.specs.MethodSpec`, so they are written once."""
+        super().__init_subclass__(**kwargs)
+        if spec is not None:
+            cls.name, cls.summary, cls.reference, cls.tags = spec.name, spec.summary, spec.reference, spec.tags
+
     @classmethod
     def _param_names(cls) -> list[str]:
         params = inspect.signature(cls.__init__).parameters.values()

@@ -25,7 +25,7 @@ from medfairx.methods.trainable import Batch, Optimization, TrainableMethod, mak
 from medfairx_baselines import ADV_SPEC
 
 
-class ADV(TrainableMethod):
+class ADV(TrainableMethod, spec=ADV_SPEC):
     """Gradient-reversal adversarial training against the sensitive attribute.
 
     Args:
@@ -40,10 +40,6 @@ class ADV(TrainableMethod):
         lambda_: the last ``λ`` used.
     """
 
-    name = ADV_SPEC.name
-    summary = ADV_SPEC.summary
-    reference = ADV_SPEC.reference
-    tags = ADV_SPEC.tags
 
     def __init__(
         self,

@@ -17,7 +17,7 @@ from medfairx.methods.trainable import Batch, TrainableMethod
 from medfairx_baselines import CUTMIX_SPEC
 
 
-class CutMixERM(TrainableMethod):
+class CutMixERM(TrainableMethod, spec=CUTMIX_SPEC):
     """ERM + CutMix (applied after the recipe's flips, when ``recipe.augment`` is on).
 
     Pairs are drawn across the whole batch (the core transform's ``same_group_pairs`` option
@@ -29,10 +29,6 @@ class CutMixERM(TrainableMethod):
         recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides.
     """
 
-    name = CUTMIX_SPEC.name
-    summary = CUTMIX_SPEC.summary
-    reference = CUTMIX_SPEC.reference
-    tags = CUTMIX_SPEC.tags
 
     def __init__(
         self,

@@ -8,17 +8,13 @@ from medfairx.methods.trainable import TrainableMethod
 from medfairx_baselines import ERM_SPEC
 
 
-class ERM(TrainableMethod):
+class ERM(TrainableMethod, spec=ERM_SPEC):
     """Empirical risk minimisation, ``L = (1/n) Σ_i ℓ_i``, with the task recipe.
 
     Args:
         recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides.
     """
 
-    name = ERM_SPEC.name
-    summary = ERM_SPEC.summary
-    reference = ERM_SPEC.reference
-    tags = ERM_SPEC.tags
 
     def __init__(self, recipe: dict[str, Any] | None = None) -> None:
         super().__init__(recipe=recipe)

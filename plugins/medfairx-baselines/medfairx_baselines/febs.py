@@ -21,7 +21,7 @@ from medfairx.methods.trainable import Batch, TrainableMethod
 from medfairx_baselines import FEBS_SPEC
 
 
-class FEBS(TrainableMethod):
+class FEBS(TrainableMethod, spec=FEBS_SPEC):
     """Fair Error-Bound Scaling of the Dice loss by each group's batch error.
 
     Args:
@@ -31,10 +31,6 @@ class FEBS(TrainableMethod):
         recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides.
     """
 
-    name = FEBS_SPEC.name
-    summary = FEBS_SPEC.summary
-    reference = FEBS_SPEC.reference
-    tags = FEBS_SPEC.tags
 
     def __init__(
         self,

@@ -26,7 +26,7 @@ from medfairx.methods.trainable import Batch, TrainableMethod, default_augment
 from medfairx_baselines import FIS_SPEC
 
 
-class FIS(TrainableMethod):
+class FIS(TrainableMethod, spec=FIS_SPEC):
     """Fair Identity Scaling.
 
     Args:
@@ -49,10 +49,6 @@ class FIS(TrainableMethod):
         last_distances_: the group distances ``o_g`` of the last step.
     """
 
-    name = FIS_SPEC.name
-    summary = FIS_SPEC.summary
-    reference = FIS_SPEC.reference
-    tags = FIS_SPEC.tags
 
     def __init__(
         self,

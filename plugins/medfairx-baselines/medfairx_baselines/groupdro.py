@@ -20,7 +20,7 @@ from medfairx.methods.trainable import Batch, TrainableMethod
 from medfairx_baselines import GROUPDRO_SPEC
 
 
-class GroupDRO(TrainableMethod):
+class GroupDRO(TrainableMethod, spec=GROUPDRO_SPEC):
     """Minimise the worst-group loss with online group weights ``q``.
 
     Args:
@@ -32,10 +32,6 @@ class GroupDRO(TrainableMethod):
         q_: ``(K,)`` current group weights (a probability vector).
     """
 
-    name = GROUPDRO_SPEC.name
-    summary = GROUPDRO_SPEC.summary
-    reference = GROUPDRO_SPEC.reference
-    tags = GROUPDRO_SPEC.tags
 
     def __init__(self, eta: float = 0.01, c: float = 0.0, recipe: dict[str, Any] | None = None) -> None:
         super().__init__(recipe=recipe)

@@ -19,7 +19,7 @@ from medfairx.methods.trainable import TrainableMethod
 from medfairx_baselines import RESAMPLING_SPEC
 
 
-class Resampling(TrainableMethod):
+class Resampling(TrainableMethod, spec=RESAMPLING_SPEC):
     """ERM on group-balanced resampled epochs.
 
     Args:
@@ -32,10 +32,6 @@ class Resampling(TrainableMethod):
         weights_: ``(N_train,)`` the sampling weights of the last fit.
     """
 
-    name = RESAMPLING_SPEC.name
-    summary = RESAMPLING_SPEC.summary
-    reference = RESAMPLING_SPEC.reference
-    tags = RESAMPLING_SPEC.tags
 
     def __init__(self, resample_which: str = "group", recipe: dict[str, Any] | None = None) -> None:
         super().__init__(recipe=recipe)

@@ -19,7 +19,7 @@ from medfairx_baselines import STRATIFIED_SPEC
 from medfairx_baselines.erm import ERM
 
 
-class Stratified(Method):
+class Stratified(Method, spec=STRATIFIED_SPEC):
     """One ERM model per group, routed by the sample's true group at prediction time.
 
     Args:
@@ -34,10 +34,6 @@ class Stratified(Method):
         n_groups_: number of groups of the training grouping.
     """
 
-    name = STRATIFIED_SPEC.name
-    summary = STRATIFIED_SPEC.summary
-    reference = STRATIFIED_SPEC.reference
-    tags = STRATIFIED_SPEC.tags
 
     def __init__(self, recipe: dict[str, Any] | None = None, fallback: str = "mean") -> None:
         self.recipe = recipe

@@ -32,7 +32,7 @@ PRESETS: dict[str, tuple[int, float]] = {"original": (6, 0.3), "medfair": (9, 0.
 SCORES: tuple[str, ...] = ("auto", "worst_group_auc", "loss")
 
 
-class SWAD(TrainableMethod):
+class SWAD(TrainableMethod, spec=SWAD_SPEC):
     """Stochastic weight averaging, densely, over the detected loss valley.
 
     Args:
@@ -53,10 +53,6 @@ class SWAD(TrainableMethod):
         swad_info_: convergence summary (converged, dead, included segments, threshold).
     """
 
-    name = SWAD_SPEC.name
-    summary = SWAD_SPEC.summary
-    reference = SWAD_SPEC.reference
-    tags = SWAD_SPEC.tags
     epochs_are_checkpoints = False  # per-epoch predictions use the current, not the averaged, weights
     default_recipe = {"patience": 0}
 

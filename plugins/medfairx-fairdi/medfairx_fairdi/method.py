@@ -49,7 +49,7 @@ from medfairx_fairdi.heads import HeadOnFrozenBackbone, fresh_head, split_head
 HEAD_RECIPE: dict[str, Any] = {"optimizer": "sgd", "momentum": 0.9}
 
 
-class FairDi(Method):
+class FairDi(Method, spec=FAIRDI_SPEC):
     """Fair Distillation (three stages, see the module docstring).
 
     Args:
@@ -86,10 +86,6 @@ class FairDi(Method):
         selected_epoch_, epochs_trained_: of the student stage.
     """
 
-    name = FAIRDI_SPEC.name
-    summary = FAIRDI_SPEC.summary
-    reference = FAIRDI_SPEC.reference
-    tags = FAIRDI_SPEC.tags
 
     def __init__(
         self,

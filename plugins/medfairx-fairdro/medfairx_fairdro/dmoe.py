@@ -26,7 +26,7 @@ from medfairx_fairdro import DMOE_SPEC
 from medfairx_fairdro.networks import DMoEUNet, channels_for_backbone
 
 
-class DMoE(TrainableMethod):
+class DMoE(TrainableMethod, spec=DMOE_SPEC):
     """Distribution-aware mixture of experts with the ``0.5·CE + 0.5·Dice`` loss.
 
     Args:
@@ -47,10 +47,6 @@ class DMoE(TrainableMethod):
         channels_: encoder channels of the fitted network.
     """
 
-    name = DMOE_SPEC.name
-    summary = DMOE_SPEC.summary
-    reference = DMOE_SPEC.reference
-    tags = DMOE_SPEC.tags
 
     #: ``True``: one router per attribute value (dMoE); ``False``: a single router (MoE).
     attribute_routing: bool = True

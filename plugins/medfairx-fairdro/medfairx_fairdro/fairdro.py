@@ -33,7 +33,7 @@ from medfairx_fairdro.dmoe import DMoE
 from medfairx_fairdro.losses import check_fairdro_options, fairdro_aggregate
 
 
-class FairDRO(DMoE):
+class FairDRO(DMoE, spec=FAIRDRO_SPEC):
     """dMoE trained with FairDRO's per-group tail-risk aggregation on stratified batches.
 
     Args:
@@ -59,10 +59,6 @@ class FairDRO(DMoE):
         last_risks_: ``(K,)`` detached ``R_g`` of the last training batch (for inspection).
     """
 
-    name = FAIRDRO_SPEC.name
-    summary = FAIRDRO_SPEC.summary
-    reference = FAIRDRO_SPEC.reference
-    tags = FAIRDRO_SPEC.tags
 
     def __init__(
         self,

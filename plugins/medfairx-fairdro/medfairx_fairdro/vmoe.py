@@ -11,16 +11,12 @@ from medfairx_fairdro import MOE_SPEC
 from medfairx_fairdro.dmoe import DMoE
 
 
-class MoE(DMoE):
+class MoE(DMoE, spec=MOE_SPEC):
     """Single-router sparse mixture of experts (the attribute-free ablation of dMoE).
 
     Takes the same hyper-parameters as :class:`~medfairx_fairdro.dmoe.DMoE`; ``max_attr``
     is ignored (there is one router).
     """
 
-    name = MOE_SPEC.name
-    summary = MOE_SPEC.summary
-    reference = MOE_SPEC.reference
-    tags = MOE_SPEC.tags
 
     attribute_routing = False

@@ -173,7 +173,7 @@ class OtsuSegmenter:
         return 1 + int(np.argmax(sizes))
 
 
-class BoxEllipse(PromptedSegmentationMethod):
+class BoxEllipse(PromptedSegmentationMethod, spec=BOX_ELLIPSE_SPEC):
     """The inscribed-ellipse lower bound as an evaluation-only method.
 
     Args:
@@ -183,10 +183,6 @@ class BoxEllipse(PromptedSegmentationMethod):
         point_window: side of the square used for a prompt without a box.
     """
 
-    name = BOX_ELLIPSE_SPEC.name
-    summary = BOX_ELLIPSE_SPEC.summary
-    reference = BOX_ELLIPSE_SPEC.reference
-    tags = BOX_ELLIPSE_SPEC.tags
 
     def __init__(self, prompt: str = "box", jitter: int = 0, n_points: int = 1, point_window: int = 9) -> None:
         super().__init__(prompt=prompt, jitter=jitter, n_points=n_points)
@@ -197,7 +193,7 @@ class BoxEllipse(PromptedSegmentationMethod):
         return EllipseSegmenter(point_window=self.point_window)
 
 
-class BoxThreshold(PromptedSegmentationMethod):
+class BoxThreshold(PromptedSegmentationMethod, spec=BOX_THRESHOLD_SPEC):
     """The Otsu box-threshold baseline as an evaluation-only method.
 
     Args:
@@ -209,10 +205,6 @@ class BoxThreshold(PromptedSegmentationMethod):
         fill_holes: fill holes of the kept component.
     """
 
-    name = BOX_THRESHOLD_SPEC.name
-    summary = BOX_THRESHOLD_SPEC.summary
-    reference = BOX_THRESHOLD_SPEC.reference
-    tags = BOX_THRESHOLD_SPEC.tags
 
     def __init__(
         self,

@@ -47,7 +47,7 @@ def with_prompt_channels(data: TaskData, prompts: PromptSet, num_classes: int) -
     return replace(data, images=stacked, prompts=None)
 
 
-class PadToMultiple(nn.Module):
+class PadToMultiple(nn.Module, spec=PROMPT_UNET_SPEC):
     """Zero-pads inputs to at least ``minimum`` pixels and a multiple of ``multiple`` per
     side (BasicUNet pools four times), and crops the output back."""
 
@@ -77,10 +77,6 @@ class TinyPromptUNet(PromptedMixin, TrainableMethod):
         features: BasicUNet feature sizes (6 values).
     """
 
-    name = PROMPT_UNET_SPEC.name
-    summary = PROMPT_UNET_SPEC.summary
-    reference = PROMPT_UNET_SPEC.reference
-    tags = PROMPT_UNET_SPEC.tags
     default_recipe: ClassVar[dict[str, Any]] = {"criterion": "dice"}
 
     def __init__(

@@ -317,7 +317,7 @@ class SamSegmenter:
         return np.stack([self.predict_embedded(emb, p) for p in prompts])
 
 
-class SAM(PromptedSegmentationMethod):
+class SAM(PromptedSegmentationMethod, spec=SAM_SPEC):
     """Segment Anything from a local checkpoint, evaluated with ground-truth prompts.
 
     Args:
@@ -330,10 +330,6 @@ class SAM(PromptedSegmentationMethod):
         multimask: ``"auto"``, ``"always"`` or ``"never"`` (see :class:`SamSegmenter`).
     """
 
-    name = SAM_SPEC.name
-    summary = SAM_SPEC.summary
-    reference = SAM_SPEC.reference
-    tags = SAM_SPEC.tags
     variant = "sam"
 
     def __init__(
@@ -368,16 +364,12 @@ class SAM(PromptedSegmentationMethod):
         return {"model_type": "tiny"}
 
 
-class MedSAM(SAM):
+class MedSAM(SAM, spec=MEDSAM_SPEC):
     """MedSAM (SAM ViT-B fine-tuned on medical images) from a local checkpoint; box prompts.
 
     Args: as :class:`SAM`; ``prompt`` must be ``"box"``.
     """
 
-    name = MEDSAM_SPEC.name
-    summary = MEDSAM_SPEC.summary
-    reference = MEDSAM_SPEC.reference
-    tags = MEDSAM_SPEC.tags
     variant = "medsam"
 
     def __init__(

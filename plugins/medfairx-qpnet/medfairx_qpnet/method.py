@@ -90,7 +90,7 @@ def xavier_tanh_(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-class QPNetwork(nn.Module):
+class QPNetwork(nn.Module, spec=QPNET_SPEC):
     """``F_y(F_z(x))`` with the domain head ``F_d`` behind a gradient-reversal layer.
 
     Args:
@@ -170,10 +170,6 @@ class QPNet(TrainableMethod):
         recipe: :class:`~medfairx.methods.base.TrainRecipe` overrides (both stages).
     """
 
-    name = QPNET_SPEC.name
-    summary = QPNET_SPEC.summary
-    reference = QPNET_SPEC.reference
-    tags = QPNET_SPEC.tags
 
     def __init__(
         self,

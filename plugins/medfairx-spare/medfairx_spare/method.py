@@ -59,7 +59,7 @@ def weighted_loss(losses: torch.Tensor, weights: torch.Tensor, norm: str = "mean
     return total / losses.numel()
 
 
-class Spare(Method):
+class Spare(Method, spec=SPARE_SPEC):
     """SPARE (see the module docstring).
 
     Args:
@@ -85,10 +85,6 @@ class Spare(Method):
         selected_epochs_: ``{stage: selected epoch}``.
     """
 
-    name = SPARE_SPEC.name
-    summary = SPARE_SPEC.summary
-    reference = SPARE_SPEC.reference
-    tags = SPARE_SPEC.tags
 
     def __init__(
         self,
