@@ -47,7 +47,7 @@ def with_prompt_channels(data: TaskData, prompts: PromptSet, num_classes: int) -
     return replace(data, images=stacked, prompts=None)
 
 
-class PadToMultiple(nn.Module, spec=PROMPT_UNET_SPEC):
+class PadToMultiple(nn.Module):
     """Zero-pads inputs to at least ``minimum`` pixels and a multiple of ``multiple`` per
     side (BasicUNet pools four times), and crops the output back."""
 
@@ -65,7 +65,7 @@ class PadToMultiple(nn.Module, spec=PROMPT_UNET_SPEC):
         return out[..., :h, :w]
 
 
-class TinyPromptUNet(PromptedMixin, TrainableMethod):
+class TinyPromptUNet(PromptedMixin, TrainableMethod, spec=PROMPT_UNET_SPEC):
     """A BasicUNet trained with ground-truth prompts as extra input channels.
 
     Args:

@@ -90,7 +90,7 @@ def xavier_tanh_(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-class QPNetwork(nn.Module, spec=QPNET_SPEC):
+class QPNetwork(nn.Module):
     """``F_y(F_z(x))`` with the domain head ``F_d`` behind a gradient-reversal layer.
 
     Args:
@@ -142,7 +142,7 @@ class QPNetwork(nn.Module, spec=QPNET_SPEC):
         return f_z, list(self.classifier.parameters()), list(self.domain.parameters())
 
 
-class QPNet(TrainableMethod):
+class QPNet(TrainableMethod, spec=QPNET_SPEC):
     """QP-Net (see the module docstring).
 
     Args:
