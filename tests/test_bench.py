@@ -159,3 +159,34 @@ def test_a_grouping_added_later_is_scored_without_retraining(sweep) -> None:  # 
     labels = pd.concat([load_dataset(catalogue, "synthetic_cls").group_labels(s) for s in ("val", "test")])
     assert pred["group:age"].tolist() == labels.loc[pred["sample_id"], "age"].tolist()
     assert any("rescored" in line for line in lines)
+
+
+def test_precision_and_compile_are_recorded_but_not_part_of_the_run_id(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from medfairx.cli.bench_cmd import bench
+
+    cfg = tmp_path / "datasets.yaml"
+    cfg.write_text(SUITE.replace("[erm, groupdro, boom, nanny]", "[erm]").replace(", synthetic_seg: [group]", ""))
+    args = ["--config", str(cfg), "--suite", "tiny", "--out", str(tmp_path / "runs"), "--no-report"]
+    first = CliRunner().invoke(bench, [*args, "--precision", "fp32"])
+    assert first.exit_code == 0, first.output
+    store = RunStore(tmp_path / "runs" / "tiny")
+    (rec,) = store.records()
+    assert rec["amp"] is False and rec["compile"] is False
+    # the same run with other execution settings is the same model: reused, not retrained
+    again = CliRunner().invoke(bench, [*args, "--precision", "auto"])
+    assert again.exit_code == 0, again.output
+    assert "0 ran, 1 reused" in again.output
+    (rec2,) = RunStore(tmp_path / "runs" / "tiny").records()
+    assert rec2["run_id"] == rec["run_id"] and rec2["amp"] is False
+
+
+def test_an_unknown_precision_is_refused_with_the_choices(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from medfairx.cli.bench_cmd import bench
+
+    res = CliRunner().invoke(bench, ["--precision", "fp8", "--out", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "fp8" in res.output and "auto" in res.output and "fp32" in res.output

@@ -51,12 +51,15 @@ class ManyValues(click.Option):
 @click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE",
               help="Executor option, e.g. partition=gpu, gpus_per_job=1, wait=false (repeatable).")
 @click.option("--save-state", is_flag=True, help="Also save each trained model as runs/<suite>/<run_id>/state.pt (for `medfairx cka`).")
+@click.option("--precision", type=click.Choice(["auto", "fp32"]), default="auto", show_default=True,
+              help="auto: bf16 (else fp16) mixed precision on CUDA, fp32 on CPU; fp32: never mixed precision.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA; off by default).")
 @click.option("-v", "--verbose", is_flag=True, help="Show per-epoch progress.")
 @click.pass_context
 def bench(ctx: click.Context, suite: str, config: str | None, methods: tuple[str, ...], datasets: tuple[str, ...],
           groupings: tuple[str, ...], seeds: tuple[int, ...], device: str | None, params: str | None,
           epochs: int | None, out: str, report_dir: str | None, no_report: bool, executor: str, jobs: int | None,
-          devices: str, executor_options: tuple[str, ...], save_state: bool, verbose: bool) -> None:
+          devices: str, executor_options: tuple[str, ...], save_state: bool, precision: str, compile_: bool, verbose: bool) -> None:
     """Train every method on every grouping of a suite; finished runs are skipped."""
     from medfairx.config import load_catalogue
     from medfairx.plugins import get_host
@@ -78,6 +81,8 @@ def bench(ctx: click.Context, suite: str, config: str | None, methods: tuple[str
         devices=_split((devices,)),
         executor_options=_parse_options(executor_options),
         save_state=save_state,
+        amp=precision == "auto",
+        compile=compile_,
     )
     result = run_bench(catalogue, opts, get_host(), click.echo, verbose=verbose)
     click.echo(

@@ -465,6 +465,8 @@ def train_model(
     if len(train) < 2:
         raise ConfigError(f"{name}: the training split has {len(train)} sample(s); at least 2 are needed.")
 
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # shapes are fixed within a run: let cuDNN time its kernels
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)

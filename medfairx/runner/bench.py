@@ -36,6 +36,8 @@ class BenchOptions:
     devices: list[str] = field(default_factory=list)
     executor_options: dict[str, Any] = field(default_factory=dict)
     save_state: bool = False
+    amp: bool = True
+    compile: bool = False
 
 
 def make_executor(host: PluginHost, opts: BenchOptions) -> Any:
@@ -115,8 +117,9 @@ def prepare(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo) ->
         versions_of=versions_of,
         method_params=dict(suite.method_params),
     )
-    if opts.save_state:
-        plan.runs = [dataclasses.replace(r, save_state=True) for r in plan.runs]
+    plan.runs = [
+        dataclasses.replace(r, save_state=opts.save_state, amp=opts.amp, compile=opts.compile) for r in plan.runs
+    ]
     return plan, loaded
 
 

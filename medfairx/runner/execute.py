@@ -163,6 +163,8 @@ def execute_run(
             backbone=spec.backbone,
             recipe=recipe,
             workdir=run_dir,
+            amp=spec.amp,
+            compile=spec.compile,
             log=log,
             eval_sets=masked if card.task == "classification" else {},
         )

@@ -34,11 +34,13 @@ class RunSpec:
     split_hash: str = ""
     versions: dict[str, str | None] = field(default_factory=dict, hash=False)
     save_state: bool = False
+    amp: bool = True
+    compile: bool = False
 
     def identity(self) -> dict[str, Any]:
         """What the run id hashes: everything that changes the trained model."""
         d = asdict(self)
-        for k in ("suite", "groupings", "device", "save_state"):
+        for k in ("suite", "groupings", "device", "save_state", "amp", "compile"):
             d.pop(k)
         return d
 
