@@ -20,6 +20,18 @@ points are ``(x, y)`` pixel indices with label 1 (foreground) or 0 (background).
 Jitter is drawn from a generator seeded by ``(seed, crc32(sample_id))``, so a sample's
 prompts do not depend on the order or the subset of samples.
 
+3D volumes ``(D, H, W)`` are prompted slice by slice (METHODS.md §7, [INFERRED]): slices
+are taken along the first spatial axis (:data:`SLICE_AXIS`, ``D``), slice ``k`` being the
+2D label map ``volume[k]`` (and the image ``images[i][:, k]``). Only slices whose mask is
+non-empty get prompts, per class and per connected component *within the slice*, exactly
+as a 2D image; every such prompt records its slice in :attr:`Prompt.slice_index` (``None``
+for 2D). Slice ``k`` draws its jitter from its own generator, seeded by the ``k``-th of
+``D`` integers drawn first from the sample's generator, so a slice's prompts depend only on
+``(seed, sample_id, k)`` and that slice's mask. A method predicts the unprompted slices as
+empty, so they cannot contain false positives: slice-wise ground-truth prompting hides
+every false positive outside the prompted slices, and volumetric scores are an upper bound
+(:meth:`PromptSet.describe` records how many slices were prompted).
+
 This module imports numpy and scipy only (no torch).
 """
 
@@ -49,6 +61,11 @@ BOX_VALUE = 0.5
 Box = tuple[int, int, int, int]
 Point = tuple[int, int]
 
+SLICE_AXIS = 0
+"""Axis of a ``(D, H, W)`` volume along which 3D label maps are prompted slice by slice
+(the first spatial axis; axis 1 of ``(N, D, H, W)`` labels, axis 2 of ``(N, C, D, H, W)``
+images)."""
+
 
 def PromptedMethodTags(**tags: Any) -> MethodTags:  # noqa: N802 - reads like the tags class it builds
     """:class:`~medfairx.specs.MethodTags` of a method prompted from the ground truth.
@@ -74,12 +91,16 @@ class Prompt:
         box: ``(x0, y0, x1, y1)`` inclusive pixel indices, or ``None``.
         points: ``((x, y), ...)`` pixel indices.
         point_labels: one label per point: 1 = foreground, 0 = background.
+        slice_index: for a 3D volume, the index along :data:`SLICE_AXIS` of the 2D slice
+            the prompt belongs to (box and points are pixel indices of that slice);
+            ``None`` for a 2D image.
     """
 
     label: int
     box: Box | None = None
     points: tuple[Point, ...] = ()
     point_labels: tuple[int, ...] = ()
+    slice_index: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.points) != len(self.point_labels):
@@ -92,15 +113,20 @@ class Prompt:
             x0, y0, x1, y1 = self.box
             if x1 < x0 or y1 < y0:
                 raise ConfigError(f"Prompt: box {self.box} has x1 < x0 or y1 < y0; boxes are (x0, y0, x1, y1).")
+        if self.slice_index is not None and (int(self.slice_index) != self.slice_index or self.slice_index < 0):
+            raise ConfigError(f"Prompt: slice_index must be a non-negative integer or None, got {self.slice_index!r}.")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        return {
+        """JSON-friendly form (``slice_index`` only for prompts of a 3D volume)."""
+        out: dict[str, Any] = {
             "label": self.label,
             "box": None if self.box is None else list(self.box),
             "points": [list(p) for p in self.points],
             "point_labels": list(self.point_labels),
         }
+        if self.slice_index is not None:
+            out["slice_index"] = int(self.slice_index)
+        return out
 
 
 @dataclass(frozen=True)
@@ -172,15 +198,48 @@ class PromptSet:
     def __getitem__(self, i: int) -> tuple[Prompt, ...]:
         return self.prompts[i]
 
+    @property
+    def spatial_dims(self) -> int:
+        """2 for images ``(H, W)``, 3 for volumes ``(D, H, W)`` (prompted slice by slice)."""
+        return len(self.shape)
+
+    @property
+    def n_slices(self) -> int:
+        """Slices per volume along :data:`SLICE_AXIS` (3D only).
+
+        Raises:
+            ConfigError: the prompts are of 2D images.
+        """
+        self._require_3d("n_slices")
+        return int(self.shape[SLICE_AXIS])
+
+    def _require_3d(self, what: str) -> None:
+        if self.spatial_dims != 3:
+            raise ConfigError(f"PromptSet.{what}: the prompts are of {self.spatial_dims}D images, not 3D volumes.")
+
+    def prompted_slices(self, i: int) -> tuple[int, ...]:
+        """Sorted indices of the slices of volume ``i`` that carry at least one prompt (3D only)."""
+        self._require_3d("prompted_slices")
+        return tuple(sorted({int(p.slice_index) for p in self.prompts[i] if p.slice_index is not None}))
+
+    def slice_prompts(self, i: int, k: int) -> tuple[Prompt, ...]:
+        """The prompts of slice ``k`` of volume ``i`` (3D only; empty: the slice is unprompted)."""
+        self._require_3d("slice_prompts")
+        return tuple(p for p in self.prompts[i] if p.slice_index == k)
+
     def subset(self, index: np.ndarray) -> PromptSet:
         """Rows ``index`` (integer positions or boolean mask), like :meth:`TaskData.subset`."""
         idx = np.arange(len(self))[np.asarray(index)]
         return replace(self, prompts=tuple(self.prompts[int(i)] for i in idx), sample_ids=self.sample_ids[idx])
 
     def describe(self) -> dict[str, Any]:
-        """The audit record of the derivation (stored in ``run.json``)."""
+        """The audit record of the derivation (stored in ``run.json``).
+
+        For 3D volumes it adds the slice axis, the total number of slices (``n_volumes × D``)
+        and how many of them carry prompts: the others are predicted empty.
+        """
         counts = np.array([len(p) for p in self.prompts], dtype=np.int64)
-        return {
+        out: dict[str, Any] = {
             "source": self.source,
             "config": self.config.to_dict(),
             "seed": int(self.seed),
@@ -189,6 +248,22 @@ class PromptSet:
             "n_unprompted_samples": int((counts == 0).sum()),
             "note": "samples without any prompt are predicted empty, so they cannot contain false positives",
         }
+        if self.spatial_dims == 3:
+            prompted = sum(len(self.prompted_slices(i)) for i in range(len(self)))
+            total = len(self) * self.n_slices
+            out.update(
+                spatial_dims=3,
+                slice_axis=f"{SLICE_AXIS} (first spatial axis, D)",
+                n_slices=int(total),
+                n_prompted_slices=int(prompted),
+                n_unprompted_slices=int(total - prompted),
+                note=(
+                    "3D volumes prompted slice by slice: only slices with a non-empty ground-truth mask get "
+                    "prompts; unprompted slices (and samples) are predicted empty, so they cannot contain false "
+                    "positives; volumetric scores are an upper bound"
+                ),
+            )
+        return out
 
 
 # --- geometry ------------------------------------------------------------------------------
@@ -292,12 +367,14 @@ def prompt_for_object(mask: np.ndarray, label: int, config: PromptConfig, rng: n
 
 
 def prompts_for_label_map(label_map: np.ndarray, config: PromptConfig, rng: np.random.Generator) -> tuple[Prompt, ...]:
-    """Prompts of every object of a 2D label map (classes in increasing order)."""
+    """Prompts of every object of a 2D label map ``(H, W)`` (classes in increasing order),
+    or of every non-empty slice of a 3D volume ``(D, H, W)`` (see :func:`prompts_for_volume`)."""
     lm = np.asarray(label_map)
+    if lm.ndim == 3:
+        return prompts_for_volume(lm, config, rng)
     if lm.ndim != 2:
         raise ConfigError(
-            f"Prompts are derived from 2D label maps; got shape {lm.shape}. 3D volumes need slice-wise "
-            "prompting, which this version does not implement."
+            f"Prompts are derived from 2D label maps (H, W) or 3D volumes (D, H, W); got shape {lm.shape}."
         )
     out: list[Prompt] = []
     for c in (int(v) for v in np.unique(lm) if v > 0):
@@ -307,21 +384,48 @@ def prompts_for_label_map(label_map: np.ndarray, config: PromptConfig, rng: np.r
     return tuple(out)
 
 
+def slice_rngs(rng: np.random.Generator, n_slices: int) -> list[np.random.Generator]:
+    """One jitter generator per slice of a volume, seeded by ``n_slices`` integers drawn
+    from the sample's generator ``rng`` (drawn for every slice, empty or not)."""
+    seeds = rng.integers(0, 2**63 - 1, size=n_slices, dtype=np.int64)
+    return [np.random.default_rng(int(s)) for s in seeds]
+
+
+def prompts_for_volume(volume: np.ndarray, config: PromptConfig, rng: np.random.Generator) -> tuple[Prompt, ...]:
+    """Slice-wise prompts of a 3D label map ``(D, H, W)`` along :data:`SLICE_AXIS`.
+
+    Every slice ``k`` with a non-empty mask is prompted like a 2D label map (per class and
+    per connected component within the slice, with the jitter generator of slice ``k``,
+    :func:`slice_rngs`); its prompts carry ``slice_index=k``. Empty slices get none. The
+    prompts are ordered by slice, then as in 2D.
+    """
+    vol = np.asarray(volume)
+    if vol.ndim != 3:
+        raise ConfigError(f"prompts_for_volume: expected a (D, H, W) volume, got shape {vol.shape}.")
+    out: list[Prompt] = []
+    for k, slice_rng in enumerate(slice_rngs(rng, vol.shape[SLICE_AXIS])):
+        sl = np.take(vol, k, axis=SLICE_AXIS)
+        if (sl > 0).any():
+            out.extend(replace(p, slice_index=k) for p in prompts_for_label_map(sl, config, slice_rng))
+    return tuple(out)
+
+
 def derive_prompts(
     labels: np.ndarray, sample_ids: Sequence[Any] | np.ndarray, config: PromptConfig, seed: int = 0
 ) -> PromptSet:
-    """Prompts of a split's ``(N, H, W)`` ground-truth label maps.
+    """Prompts of a split's ``(N, H, W)`` ground-truth label maps, or of its ``(N, D, H, W)``
+    volumes, slice by slice along the first spatial axis (see the module docstring).
 
     Raises:
-        ConfigError: labels missing, not 2D, or not aligned with ``sample_ids``.
+        ConfigError: labels missing, neither 2D nor 3D, or not aligned with ``sample_ids``.
     """
     if labels is None:
         raise ConfigError("derive_prompts: the ground truth is missing (labels is None); prompts come from the ground truth.")
     lab = np.asarray(labels)
     ids = np.asarray(sample_ids)
-    if lab.ndim != 3:
+    if lab.ndim not in (3, 4):
         raise ConfigError(
-            f"derive_prompts: expected (N, H, W) label maps, got shape {lab.shape}; only 2D segmentation is supported."
+            f"derive_prompts: expected (N, H, W) label maps or (N, D, H, W) volumes, got shape {lab.shape}."
         )
     if len(ids) != lab.shape[0]:
         raise ConfigError(f"derive_prompts: {lab.shape[0]} label maps but {len(ids)} sample ids.")

@@ -41,7 +41,7 @@ def figure_to_svg(fig, salt: str) -> str:
 
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt}):
-        fig.savefig(buf, format="svg", bbox_inches="tight")
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})  # reproducible files
     return _XML_PROLOGUE.sub("", buf.getvalue(), count=1).strip()
 
 

@@ -14,6 +14,13 @@
   truth boundary (the shell ``dilate^w(Y) \\ erode^w(Y)``) vs the rest.
 * :func:`evaluate_prompted`: all of the above for one prompted method on one split,
   in-process (the runner stores per-case Dice only, not the masks the maps need).
+* 3D volumes (slice-wise prompting, METHODS.md §7): :func:`prompted_slice_view` turns the
+  prompted slices into 2D cases, and :func:`evaluate_prompted` reports volumetric Dice /
+  IoU *and* slice-level Dice / IoU over the prompted slices (``slice_scores``); its error
+  maps and boundary shares are computed over the prompted slices. Unprompted slices are
+  predicted empty, so they cannot contain false positives: volumetric scores are an upper
+  bound, and the slice-level scores say how well the prompted slices themselves are
+  segmented.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import numpy as np
 from medfairx.errors import ConfigError
 from medfairx.methods.base import RunContext, TaskData
 from medfairx.metrics.basic import dice_iou_per_sample
-from medfairx.prompts import attach_prompts, box_of
+from medfairx.prompts import PromptSet, attach_prompts, box_of
 
 
 @dataclass
@@ -195,6 +202,26 @@ def boundary_shares(pred: np.ndarray, truth: np.ndarray, groups: np.ndarray, nam
     return out
 
 
+def prompted_slice_view(
+    pred: np.ndarray, truth: np.ndarray, groups: np.ndarray, prompts: PromptSet
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The prompted slices of ``(N, D, H, W)`` label maps as 2D cases.
+
+    Returns ``(pred (M, H, W), truth (M, H, W), groups (M,), where (M, 2))`` for the ``M``
+    slices that carry prompts, ``where`` holding ``(sample, slice)`` of each, in sample then
+    slice order (slices along :data:`medfairx.prompts.SLICE_AXIS`).
+    """
+    p, t, g = np.asarray(pred), np.asarray(truth), np.asarray(groups)
+    if p.ndim != 4 or t.shape != p.shape or prompts.spatial_dims != 3 or len(prompts) != p.shape[0]:
+        raise ConfigError(
+            f"prompted_slice_view: expected (N, D, H, W) predictions and truth with 3D prompts of the same N; "
+            f"got {p.shape}, {t.shape} and {len(prompts)} {prompts.spatial_dims}D prompt sets."
+        )
+    pairs = [(i, k) for i in range(len(prompts)) for k in prompts.prompted_slices(i)]
+    where = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    return p[where[:, 0], where[:, 1]], t[where[:, 0], where[:, 1]], g[where[:, 0]], where
+
+
 @dataclass
 class PromptedEvaluation:
     """What :func:`evaluate_prompted` found on one split."""
@@ -204,10 +231,12 @@ class PromptedEvaluation:
     error_maps: dict[str, dict[str, Any]]
     boundary: dict[str, dict[str, float]]
     prompts: dict[str, Any]
+    slice_scores: dict[str, Any] | None = None
+    """3D only: :func:`group_scores` over the prompted slices (2D Dice / IoU per slice)."""
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly summary (no maps)."""
-        return {
+        out = {
             "dice": float(np.mean(self.scores["dice"])),
             "iou": float(np.mean(self.scores["iou"])),
             "group_dice": self.scores["group_dice"],
@@ -217,23 +246,44 @@ class PromptedEvaluation:
             "boundary": self.boundary,
             "prompts": self.prompts,
         }
+        if self.slice_scores is not None:
+            out["slice_level"] = {
+                "dice": float(np.mean(self.slice_scores["dice"])) if len(self.slice_scores["dice"]) else float("nan"),
+                "iou": float(np.mean(self.slice_scores["iou"])) if len(self.slice_scores["iou"]) else float("nan"),
+                "group_dice": self.slice_scores["group_dice"],
+                "group_iou": self.slice_scores["group_iou"],
+                "n_slices": self.slice_scores["n"],
+                "note": (
+                    "over the prompted slices only; unprompted slices are predicted empty and cannot contain false positives"
+                ),
+            }
+        return out
 
 
 def evaluate_prompted(
     method: Any, truth: TaskData, ctx: RunContext, *, seed: int = 0, size: int = 64, width: int = 2
 ) -> PromptedEvaluation:
     """Prompt a fitted method from ``truth`` (as the runner would), predict with labels
-    masked, and summarise per group (``truth.groups`` must be set)."""
+    masked, and summarise per group (``truth.groups`` must be set).
+
+    For 3D volumes ``scores`` are volumetric, ``slice_scores`` cover the prompted slices,
+    and the error maps and boundary shares are computed over the prompted slices."""
     if truth.groups is None or truth.labels is None:
         raise ConfigError("evaluate_prompted: the ground-truth split needs labels and groups.")
     masked = attach_prompts(truth.without_labels().without_groups(), truth, method.prompt_config(), seed)
     pred = np.asarray(method.predict_scores(masked, ctx)).argmax(axis=1)
     names = truth.group_names
     scores = group_scores(pred, truth.labels, truth.groups, ctx.num_classes, names)
+    slice_scores = None
+    cases, labels, groups = pred, truth.labels, truth.groups
+    if pred.ndim == 4:  # 3D: maps and boundary shares over the prompted slices
+        cases, labels, groups, _ = prompted_slice_view(pred, truth.labels, truth.groups, masked.prompts)
+        slice_scores = group_scores(cases, labels, groups, ctx.num_classes, names)
     return PromptedEvaluation(
         scores=scores,
         dice_test=group_tests(scores["dice"], truth.groups, dict(enumerate(names))),
-        error_maps=group_error_maps(pred, truth.labels, truth.groups, names, size=size),
-        boundary=boundary_shares(pred, truth.labels, truth.groups, names, width=width),
+        error_maps=group_error_maps(cases, labels, groups, names, size=size),
+        boundary=boundary_shares(cases, labels, groups, names, width=width),
         prompts=masked.prompts.describe(),
+        slice_scores=slice_scores,
     )

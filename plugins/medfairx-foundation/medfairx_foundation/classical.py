@@ -12,6 +12,10 @@ reference for what the prompt alone explains:
 
 A prompt without a box uses a square window of ``point_window`` pixels around its first
 foreground point instead (``BoxEllipse`` then draws the inscribed disk).
+
+On 3D volumes both work slice by slice (:func:`medfairx_foundation.segmenter.segment_volume`):
+each prompted slice is segmented as a 2D image (the ellipse is a per-slice ellipse, not an
+ellipsoid), and unprompted slices are predicted empty.
 """
 
 from __future__ import annotations

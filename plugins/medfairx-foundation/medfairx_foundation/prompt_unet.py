@@ -6,6 +6,11 @@ loop (:class:`~medfairx.methods.trainable.TrainableMethod`). ``fit`` derives the
 and validation prompts itself from their labels, which ``fit`` may read, with
 ``train_jitter`` pixels of jitter (as MedSAM trains with jittered boxes); at predict time
 the prompts come from ``data.prompts``, attached by the framework, never from labels.
+
+2D only (tags ``spatial_dims=(2,)``): unlike the evaluation-only methods, which segment 3D
+volumes slice by slice with an unchanged 2D segmenter, this network is trained, and 3D
+support would need slice-wise training data (sampling the prompted slices of the training
+volumes) in the trainer; it is not implemented.
 """
 
 from __future__ import annotations
@@ -116,7 +121,17 @@ class TinyPromptUNet(PromptedMixin, TrainableMethod, spec=PROMPT_UNET_SPEC):
         return PadToMultiple(net)
 
     def fit(self, train: TaskData, val: TaskData, ctx: RunContext) -> TinyPromptUNet:
-        """Derive jittered prompts from the train / val labels and train the network."""
+        """Derive jittered prompts from the train / val labels and train the network.
+
+        Raises:
+            ConfigError: the run is not 2D segmentation (3D slice-wise prompting is
+                implemented for the evaluation-only methods only).
+        """
+        if ctx.task != "segmentation" or ctx.spatial_dims != 2:
+            raise ConfigError(
+                f"prompt_unet segments 2D images (a trained 2D network; 3D volumes are not supported); "
+                f"this run is {ctx.spatial_dims}D {ctx.task}."
+            )
         cfg = replace(self.prompt_config(), jitter=self.train_jitter)
         if train.labels is None or val.labels is None:
             raise ConfigError("prompt_unet: train and val must carry labels (their prompts come from them).")

@@ -24,7 +24,10 @@ preprocessing itself:
   the original size. MedSAM was trained with boxes only, so it accepts box prompts only.
 
 Grey images are repeated to three channels; float images are min-max scaled to 0–255 per
-image. Nothing is downloaded: the checkpoint is ``checkpoint=PATH`` or the environment
+image. 3D volumes are segmented slice by slice
+(:func:`medfairx_foundation.segmenter.segment_volume`): every prompted slice is encoded as
+its own image (a float slice min-max scaled on its own), unprompted slices are predicted
+empty. Nothing is downloaded: the checkpoint is ``checkpoint=PATH`` or the environment
 variable of :mod:`medfairx_foundation.availability`.
 """
 

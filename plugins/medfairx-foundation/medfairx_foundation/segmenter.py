@@ -12,6 +12,20 @@ builds (or loads) the segmenter; ``predict_scores`` reads ``data.prompts`` (atta
 framework, see :mod:`medfairx.prompts`) and never the labels, and merges the per-prompt
 masks into ``(N, C, H, W)`` class probabilities. A sample without any prompt (empty
 ground truth) is predicted as background.
+
+3D volumes (METHODS.md §7, slice-wise prompting, [INFERRED]): segmenters stay 2D. For a
+``(N, C, D, H, W)`` split the framework derives prompts per slice along the first spatial
+axis ``D`` (:data:`medfairx.prompts.SLICE_AXIS`), only for slices with a non-empty
+ground-truth mask, each prompt carrying its ``slice_index``. :func:`segment_volume` calls
+the 2D segmenter on every prompted slice ``image[:, k]`` with that slice's prompts, predicts
+every unprompted slice as background, and stacks the slices back into ``(C, D, H, W)``;
+the platform then scores the volume (volumetric Dice / IoU). **Unprompted slices cannot
+contain false positives**: the prompts tell the method which slices hold the object, so
+every false positive outside them is hidden. 3D scores are therefore an upper bound on two
+counts: ground-truth prompts, and no false positives outside the prompted slices. The
+number of prompted and of all slices is logged at every 3D prediction, kept in
+``slice_counts_`` and recorded with the prompts (:meth:`medfairx.prompts.PromptSet.describe`,
+stored in ``run.json``).
 """
 
 from __future__ import annotations
@@ -24,7 +38,7 @@ import numpy as np
 
 from medfairx.errors import ConfigError
 from medfairx.methods.base import Method, RunContext, TaskData
-from medfairx.prompts import Prompt, PromptConfig, PromptSet
+from medfairx.prompts import SLICE_AXIS, Prompt, PromptConfig, PromptSet
 
 
 @runtime_checkable
@@ -68,6 +82,39 @@ def merge_masks(prompts: Sequence[Prompt], masks: np.ndarray, num_classes: int, 
     return out / np.maximum(total, 1e-12)
 
 
+def segment_volume(
+    segmenter: PromptableSegmenter, volume: np.ndarray, prompts: Sequence[Prompt], num_classes: int
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``(num_classes, D, H, W)`` class probabilities of one ``(C, D, H, W)`` volume, slice by slice.
+
+    Every slice ``k`` that carries prompts (``prompt.slice_index == k``) is segmented as a 2D
+    image ``volume[:, k]`` with its prompts (:func:`segment_prompts`, :func:`merge_masks`);
+    every other slice is predicted as background (probability 1), so it cannot contain a
+    false positive. Also returns the sorted indices of the prompted slices.
+
+    Raises:
+        ConfigError: a prompt has no ``slice_index`` or one outside ``0..D-1``.
+    """
+    vol = np.asarray(volume)
+    if vol.ndim != 4:
+        raise ConfigError(f"segment_volume: expected a (C, D, H, W) volume, got shape {vol.shape}.")
+    depth = vol.shape[1 + SLICE_AXIS]
+    by_slice: dict[int, list[Prompt]] = {}
+    for p in prompts:
+        if p.slice_index is None or not 0 <= p.slice_index < depth:
+            raise ConfigError(
+                f"segment_volume: prompt {p} has slice_index {p.slice_index!r}; prompts of a volume with {depth} "
+                "slices need a slice_index in 0..D-1 (derive them with medfairx.prompts.derive_prompts on 3D labels)."
+            )
+        by_slice.setdefault(int(p.slice_index), []).append(p)
+    out = np.zeros((num_classes, *vol.shape[1:]), dtype=np.float32)
+    out[0] = 1.0  # unprompted slices: background
+    for k, mine in by_slice.items():  # SLICE_AXIS is 0: slice k of a (C, D, H, W) volume is vol[:, k]
+        image = vol[:, k]
+        out[:, k] = merge_masks(mine, segment_prompts(segmenter, image, mine), num_classes, image.shape[1:])
+    return out, tuple(sorted(by_slice))
+
+
 class PromptedMixin:
     """What every method prompted from the ground truth shares.
 
@@ -101,6 +148,11 @@ class PromptedMixin:
             raise ConfigError(f"data.prompts must be a PromptSet with one entry per sample ({len(data)}).")
         if not np.array_equal(np.asarray(prompts.sample_ids), np.asarray(data.sample_ids)):
             raise ConfigError("data.prompts were derived for other samples than data.sample_ids.")
+        if tuple(prompts.shape) != tuple(data.images.shape[2:]):
+            raise ConfigError(
+                f"data.prompts were derived for images of shape {tuple(prompts.shape)}, but the images are "
+                f"{tuple(data.images.shape[2:])}."
+            )
         return prompts
 
 
@@ -108,7 +160,11 @@ class PromptedSegmentationMethod(PromptedMixin, Method):
     """An evaluation-only method around a :class:`PromptableSegmenter`.
 
     Subclasses implement :meth:`build_segmenter` and declare their extra hyper-parameters in
-    ``__init__`` (stored unchanged).
+    ``__init__`` (stored unchanged). A subclass whose tags declare ``spatial_dims`` 3 also
+    predicts volumes, slice by slice (:func:`segment_volume`; see the module docstring:
+    unprompted slices are predicted empty, so they cannot contain false positives). After
+    each 3D prediction ``slice_counts_`` holds ``{"n_volumes", "n_slices",
+    "n_prompted_slices", "slice_axis"}`` (also written to ``ctx.log``).
 
     Args:
         prompt: ``"box"``, ``"point"``, ``"box+point"`` or ``"points"``.
@@ -126,10 +182,13 @@ class PromptedSegmentationMethod(PromptedMixin, Method):
         raise NotImplementedError
 
     def check_task(self, ctx: RunContext) -> None:
-        """Raise :class:`ConfigError` unless the run is 2D segmentation."""
-        if ctx.task != "segmentation" or ctx.spatial_dims != 2:
+        """Raise :class:`ConfigError` unless the run is segmentation in a dimensionality the
+        tags declare (2D images; 3D volumes slice by slice)."""
+        dims = tuple(self.tags.spatial_dims)
+        if ctx.task != "segmentation" or ctx.spatial_dims not in dims:
+            what = "2D images (and 3D volumes slice by slice)" if 3 in dims else "2D images"
             raise ConfigError(
-                f"{type(self).__name__} segments 2D images from prompts; this run is {ctx.spatial_dims}D {ctx.task}."
+                f"{type(self).__name__} segments {what} from prompts; this run is {ctx.spatial_dims}D {ctx.task}."
             )
 
     def fit(self, train: TaskData, val: TaskData, ctx: RunContext) -> PromptedSegmentationMethod:
@@ -142,7 +201,8 @@ class PromptedSegmentationMethod(PromptedMixin, Method):
         return self
 
     def predict_scores(self, data: TaskData, ctx: RunContext) -> np.ndarray:
-        """``(N, C, H, W)`` probabilities from the images and ``data.prompts`` only.
+        """``(N, C, H, W)`` (or ``(N, C, D, H, W)``, slice by slice) probabilities from the
+        images and ``data.prompts`` only.
 
         Raises:
             ConfigError: ``data.prompts`` is missing or does not match the samples.
@@ -151,6 +211,23 @@ class PromptedSegmentationMethod(PromptedMixin, Method):
         prompts = self.prompts_of(data)
         shape = tuple(data.images.shape[2:])
         out = np.empty((len(data), self.num_classes_, *shape), dtype=np.float32)
+        if len(shape) == 3:
+            prompted = 0
+            for i in range(len(data)):
+                out[i], slices = segment_volume(self.segmenter_, data.images[i], prompts[i], self.num_classes_)
+                prompted += len(slices)
+            self.slice_counts_ = {
+                "n_volumes": len(data),
+                "n_slices": len(data) * shape[SLICE_AXIS],
+                "n_prompted_slices": prompted,
+                "slice_axis": SLICE_AXIS,
+            }
+            ctx.log(
+                f"{self.name or type(self).__name__}: slice-wise prompting along axis {SLICE_AXIS} (D): "
+                f"{prompted} of {len(data) * shape[SLICE_AXIS]} slices prompted in {len(data)} volumes; "
+                "unprompted slices predicted empty (they cannot contain false positives: upper bound)"
+            )
+            return out
         for i in range(len(data)):
             masks = segment_prompts(self.segmenter_, data.images[i], prompts[i])
             out[i] = merge_masks(prompts[i], masks, self.num_classes_, shape)

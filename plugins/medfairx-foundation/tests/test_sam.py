@@ -163,3 +163,36 @@ def test_checkpoint_errors_and_medsam(tiny_checkpoint: Path, tmp_path: Path, mak
     m = MedSAM(checkpoint=str(tiny_checkpoint), model_type="tiny").fit(data, data, ctx)
     scores = m.predict_scores(attach_prompts(data.without_labels(), data, m.prompt_config()), ctx)
     assert scores.shape == (3, 2, 32, 32)
+
+
+@needs_sam
+def test_sam_segments_volumes_slice_by_slice(tiny_checkpoint: Path, make_ctx) -> None:
+    """3D: every prompted slice goes through the 2D adapter; unprompted slices stay empty."""
+    from medfairx.methods.base import TaskData
+    from medfairx.prompts import attach_prompts
+    from medfairx_foundation.sam import SAM
+    from medfairx_foundation.segmenter import merge_masks
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (2, 1, 5, 24, 24)).astype(np.uint8)
+    labels = np.zeros((2, 5, 24, 24), dtype=np.int64)
+    labels[0, 1, 4:12, 5:15] = 1
+    labels[0, 3, 10:20, 8:18] = 1
+    labels[1, 2, 2:9, 2:9] = 1
+    data = TaskData(images, labels, None, np.array(["a", "b"]))
+    ctx = make_ctx().child(spatial_dims=3, image_size=(5, 24, 24))
+    m = SAM(checkpoint=str(tiny_checkpoint), model_type="tiny", prompt="box+point").fit(data, data, ctx)
+    prompted = attach_prompts(data.without_labels(), data, m.prompt_config(), seed=0)
+    scores = m.predict_scores(prompted, ctx)
+    assert scores.shape == (2, 2, 5, 24, 24)
+    for i, slices in enumerate(((1, 3), (2,))):
+        assert prompted.prompts.prompted_slices(i) == slices
+        for k in range(5):
+            if k in slices:
+                mine = prompted.prompts.slice_prompts(i, k)
+                expected = merge_masks(mine, m.segmenter_.predict_many(images[i][:, k], list(mine)), 2, (24, 24))
+                np.testing.assert_allclose(scores[i, :, k], expected, atol=1e-6)
+                assert scores[i, 1, k].max() > 0.0
+            else:
+                assert (scores[i, 1, k] == 0.0).all()
+    assert m.slice_counts_["n_prompted_slices"] == 3 and m.slice_counts_["n_slices"] == 10
