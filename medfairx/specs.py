@@ -171,12 +171,17 @@ class MethodSpec(_Spec):
         )
 
 
+METRIC_KINDS: tuple[str, ...] = ("performance", "fairness", "calibration", "hidden_failure", "descriptive")
+
+
 @dataclass(frozen=True)
 class MetricSpec(_Spec):
     """A metric over per-sample predictions.
 
     ``target`` is ``fn(y_true, y_score, *, sensitive_features, **kw) -> float``;
-    ``kind`` is "performance", "fairness" or "calibration".
+    ``kind`` is one of :data:`METRIC_KINDS`: "performance", "fairness", "calibration",
+    "hidden_failure" (tail / failure indicators shown beside group means) or "descriptive"
+    (says where or how errors occur; its direction orders tables but "better" is not implied).
     """
 
     name: str

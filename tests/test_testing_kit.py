@@ -874,3 +874,27 @@ def test_check_plugin_expected_failures_declared_by_the_module(tmp_path: Path, m
 def test_check_plugin_unknown_name_lists_plugins() -> None:
     with pytest.raises(ConfigError, match="No plugin called"):
         check_plugin("no_such_plugin_xyz")
+
+
+def test_kit_feeds_distance_columns_their_own_perfect_value() -> None:
+    """HD95 is 0 for a perfect prediction: the kit must not feed it Dice-like values."""
+    import dataclasses
+
+    from medfairx.plugins import get_host
+
+    spec = get_host().registry("metrics").get("hd95")
+    ok = check_metric(spec, on_fail="report").result("check_metric_perfect_is_best")
+    assert ok.status == "passed", ok.message
+    flipped = dataclasses.replace(spec, name="hd95_flipped", higher_is_better=True)
+    bad = check_metric(flipped, on_fail="report").result("check_metric_perfect_is_best")
+    assert bad.status == "failed" and "higher_is_better=True" in bad.message
+
+
+def test_descriptive_metrics_have_no_best_value_to_check() -> None:
+    from medfairx.plugins import get_host
+
+    spec = get_host().registry("metrics").get("boundary_error_share")
+    assert spec.kind == "descriptive"
+    r = check_metric(spec, on_fail="report")
+    assert r.result("check_metric_perfect_is_best").status == "skipped"
+    assert r.result("check_metric_spec_valid").status == "passed"

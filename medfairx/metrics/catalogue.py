@@ -14,9 +14,12 @@ Measure ids (see :mod:`medfairx.metrics.engine`):
   NaN where a group has no positive label and no positive prediction),
   ``brier``, ``ece`` (15 equal-width bins), ``cvar_loss`` (mean of the worst
   ``ceil(alpha*n)`` per-sample losses, alpha = 0.1);
-* segmentation, on a per-sample column ``c`` in {dice, iou}: ``mean:c``, ``tail:c``
-  (mean of the worst ``ceil(alpha*n)`` values), ``p10:c``, ``fail:c`` (share below 0.5),
-  ``hidden_gap:c`` (``mean - tail``).
+* segmentation, on a per-sample column ``c`` in {dice, iou, hd95, nsd,
+  boundary_error_share} (:mod:`medfairx.metrics.surface` defines the last three; samples
+  where ``c`` is NaN are skipped): ``mean:c``, ``tail:c`` (mean of the worst
+  ``ceil(alpha*n)`` values, worst = lowest), ``p10:c``, ``fail:c`` (share below 0.5),
+  ``hidden_gap:c`` (``mean - tail``). ``tail``, ``p10`` and ``fail`` assume higher is
+  better (Dice, IoU, NSD); the HD95 and boundary-share metrics use ``mean`` only.
 
 Transforms (over defined, i.e. non-NaN, groups only): ``worst_min``, ``worst_max``,
 ``gap`` (max - min), ``es_mean`` (``o/(1 + mean_g|o - m_g|)``), ``es_sum``
@@ -32,6 +35,11 @@ from dataclasses import dataclass
 CLS = "classification"
 SEG = "segmentation"
 THRESHOLDED = frozenset({"accuracy", "balanced_accuracy", "tpr", "fpr", "fnr", "ppr", "f1"})
+# per-sample segmentation columns: (value of a perfect prediction, a bad value); what the
+# conformance kit feeds segmentation metrics (columns not listed are taken to be Dice-like)
+SAMPLE_VALUE_RANGE: dict[str, tuple[float, float]] = {
+    "dice": (1.0, 0.0), "iou": (1.0, 0.0), "nsd": (1.0, 0.0), "hd95": (0.0, 20.0),
+}
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,15 @@ def _build() -> tuple[MetricDef, ...]:
         _base("p10_dice", SEG, "performance", True, "p10:dice", "10th percentile of per-sample Dice"),
         _base("fail_rate", SEG, "performance", False, "fail:dice", "share of samples with Dice < 0.5"),
         _base("hidden_failure_gap", SEG, "hidden_failure", False, "hidden_gap:dice", "Dice - TailDice(0.1)"),
+    ]
+    # spatial errors (METHODS §7, §8.2), in pixels/voxels; NaN samples are left out of the means
+    defs += _group_family("hd95", SEG, "mean:hd95", "HD95 in px (samples with exactly one empty mask left out)",
+                          False, "performance")
+    defs += _group_family("nsd", SEG, "mean:nsd", "NSD at tau = 2 px", True, "performance")
+    defs += [
+        _base("boundary_error_share", SEG, "descriptive", False, "mean:boundary_error_share",
+              "descriptive: share of error pixels (FP + FN) within 2 px of the ground-truth boundary; "
+              "lower is not necessarily better (it says where errors lie, not how many)"),
     ]
     return tuple(defs)
 

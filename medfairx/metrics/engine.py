@@ -31,6 +31,9 @@ UNKNOWN_MEASURE = "Unknown measure {measure!r} for task {task!r}."
 UNKNOWN_TRANSFORM = "Unknown metric transform {transform!r}."
 NEEDS_LABELS = "Metric {name!r} needs y_true (labels); got None."
 SINGLE_CLASS = "{what} undefined (single class) for group(s) {groups}; set to NaN and excluded from min/gap."
+NO_VALUES = "{what} undefined for group(s) {groups} (no sample with a defined value); set to NaN and excluded from min/gap."
+MISSING_COLUMN = ("No per-sample column {col!r} (have {have}); predictions stored before it existed lack it: "
+                  "re-run, or leave out the metrics that need it.")
 MULTICLASS_THRESHOLD = "Thresholded measure {measure!r} is defined for binary tasks only; got {k} classes."
 
 
@@ -44,7 +47,10 @@ class Problem:
         names: group label of each code.
         y: class index per sample (classification), else ``None``.
         scores: ``(n,)`` P(positive) for binary, ``(n, K)`` class probabilities otherwise.
-        values: per-sample columns (``dice``, ``iou``, ``loss``).
+        values: per-sample columns (``dice``, ``iou``, ``loss``; segmentation runs also
+            ``hd95``, ``nsd``, ``boundary_error_share``). Segmentation measures skip NaN
+            values (undefined for that sample): a NaN sample counts in no mean, tail or
+            percentile, of any resample.
         threshold: decision threshold of thresholded binary measures.
         alpha: tail fraction of CVaR / TailDice.
     """
@@ -244,17 +250,29 @@ class Engine:
         return self._cache["rankers"]
 
     def _ordered(self, col: str, *, worst_is_low: bool) -> list[_Ordered]:
+        """Per subset, its defined (non-NaN) samples of ``col`` sorted worst-first."""
         key = f"ordered:{col}:{worst_is_low}"
         if key not in self._cache:
             x = self._column(col)
-            self._cache[key] = [_Ordered(idx, x, worst_is_low=worst_is_low) for idx in self._subsets]
+            defined = ~np.isnan(x)
+            self._cache[key] = [_Ordered(idx[defined[idx]], x, worst_is_low=worst_is_low) for idx in self._subsets]
         return self._cache[key]
+
+    def _defined(self, col: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """``col`` with NaN set to 0 and the mask of defined samples (``None`` when all are)."""
+        x = self._column(col)
+        defined = ~np.isnan(x)
+        if defined.all():
+            return x, None
+        return np.where(defined, x, 0.0), defined
 
     def _column(self, col: str) -> np.ndarray:
         if col == "loss" and "loss" not in self.p.values:
             y, s = self._labels("cvar_loss"), self.p.scores
             p_true = np.where(y == 1, s, 1.0 - s) if self.p.num_classes == 2 else s[np.arange(y.size), y]
             self.p.values["loss"] = -np.log(np.clip(p_true, 1e-12, 1.0))
+        if col not in self.p.values:
+            raise ConfigError(MISSING_COLUMN.format(col=col, have=sorted(self.p.values)))
         return self.p.values[col]
 
     # -- measures ----------------------------------------------------------------------
@@ -344,7 +362,8 @@ class Engine:
         return np.stack([o.tail_mean(W, self.p.alpha) for o in ordered], axis=1)
 
     def _seg_mean(self, W: np.ndarray, col: str) -> np.ndarray:
-        return self._means(W, self._column(col))
+        x, defined = self._defined(col)
+        return self._means(W, x, defined)
 
     def _seg_tail(self, W: np.ndarray, col: str) -> np.ndarray:
         return np.stack([o.tail_mean(W, self.p.alpha) for o in self._ordered(col, worst_is_low=True)], axis=1)
@@ -353,7 +372,8 @@ class Engine:
         return np.stack([o.quantile(W, 0.10) for o in self._ordered(col, worst_is_low=True)], axis=1)
 
     def _seg_fail(self, W: np.ndarray, col: str) -> np.ndarray:
-        return self._means(W, (self._column(col) < FAIL_BELOW).astype(np.float64))
+        x, defined = self._defined(col)
+        return self._means(W, (x < FAIL_BELOW).astype(np.float64), defined)
 
     def _seg_hidden_gap(self, W: np.ndarray, col: str) -> np.ndarray:
         return self._seg_mean(W, col) - self._seg_tail(W, col)
@@ -454,7 +474,8 @@ def warn_undefined(defs: list[MetricDef], point: dict[str, np.ndarray], names: t
         if d.transform is None and d.name in point:
             bad = [names[i] for i, v in enumerate(point[d.name][0, 1:]) if math.isnan(v)]
             if bad:
-                warnings.warn(SINGLE_CLASS.format(what=d.name, groups=bad), RuntimeWarning, stacklevel=3)
+                why = SINGLE_CLASS if d.task == CLS else NO_VALUES
+                warnings.warn(why.format(what=d.name, groups=bad), RuntimeWarning, stacklevel=3)
 
 
 def resolve_defs(names: list[str] | None, task: str, *, num_classes: int = 2) -> list[MetricDef]:

@@ -20,7 +20,7 @@ import pandas as pd
 from medfairx.errors import ConfigError
 from medfairx.metrics.bootstrap import DEFAULT_N_BOOT, StratifiedBootstrap, bootstrap
 from medfairx.metrics.catalogue import BY_NAME, CLS, MetricDef
-from medfairx.metrics.engine import resolve_defs
+from medfairx.metrics.engine import Problem, resolve_defs
 from medfairx.metrics.functions import EngineMetric
 from medfairx.metrics.store import GROUP_PREFIX, StoredRun, iter_runs, problem_from_frame, scores_of
 from medfairx.metrics.thresholds import DEFAULT_POLICY, choose_threshold, parse_policy
@@ -29,6 +29,8 @@ RESULT_COLUMNS = [
     "suite", "dataset", "grouping", "method", "seed", "strategy", "metric", "scope", "group", "value",
     "ci_low", "ci_high", "n", "prevalence", "higher_is_better", "kind", "task", "threshold",
 ]
+SCORE_COLUMNS = ["metric", "scope", "group", "value", "ci_low", "ci_high", "n", "prevalence", "higher_is_better",
+                 "kind"]
 FAILURE_COLUMNS = ["suite", "run_id", "method", "dataset", "grouping", "seed", "error_type", "error_message"]
 AGG_KEYS = ["suite", "dataset", "grouping", "method", "strategy", "metric", "scope", "group"]
 NO_VAL = "{run}: no validation rows; threshold falls back to 0.5."
@@ -70,6 +72,15 @@ def _split_metrics(names: list[str] | None, task: str, num_classes: int) -> tupl
             else:
                 plugin.append(spec)
     return builtin, plugin
+
+
+def _with_columns(problem: Problem, defs: list[MetricDef]) -> list[MetricDef]:
+    """The segmentation metrics whose per-sample columns the run has.
+
+    Stores written before a column existed (e.g. ``hd95``, ``nsd``, ``boundary_error_share``
+    before spatial metrics were added) simply get no rows for the metrics that need it.
+    """
+    return [d for d in defs if all(m.split(":", 1)[1] in problem.values for m in d.measures if ":" in m)]
 
 
 def _plugin_rows(spec: Any, test: pd.DataFrame, task: str, column: str, threshold: float, n_boot: int,
@@ -126,6 +137,8 @@ def score_predictions(
     builtin, plugin = _split_metrics(metrics, task, num_classes)
     problem = problem_from_frame(test, task, column, threshold=0.5 if np.isnan(threshold) else threshold,
                                  where=run_name)
+    if task != CLS:
+        builtin = _with_columns(problem, builtin)
     parts = []
     if builtin:
         res = bootstrap(problem, builtin, n_boot=n_boot, seed=seed)
@@ -135,7 +148,7 @@ def score_predictions(
         parts.append(rows)
     if plugin:
         parts.append(pd.DataFrame([_plugin_rows(s, test, task, column, threshold, n_boot, seed) for s in plugin]))
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SCORE_COLUMNS)
     out["task"] = task
     out["threshold"] = threshold
     return out
@@ -176,7 +189,9 @@ def evaluate_runs(
     tables = []
     for run in iter_runs(Path(runs_dir)):
         if run.ok:
-            tables.append(_evaluate_run(run, fns, metrics, n_boot, seed, threshold_policy))
+            table = _evaluate_run(run, fns, metrics, n_boot, seed, threshold_policy)
+            if not table.empty:  # e.g. no requested metric applies to this run's task or columns
+                tables.append(table)
     if not tables:
         return pd.DataFrame(columns=RESULT_COLUMNS)
     return pd.concat(tables, ignore_index=True)[RESULT_COLUMNS]
@@ -205,6 +220,8 @@ def _evaluate_run(run: StoredRun, fns: dict[str, Any], metrics: list[str] | None
                 cache[key] = score_predictions(frame, task=task, grouping=grouping, metrics=metrics,
                                                n_boot=n_boot, seed=seed, threshold_policy=policy,
                                                run_name=str(run.path))
+            if cache[key].empty:  # no metric applies (e.g. only columns this store lacks)
+                continue
             rows = cache[key].copy()
             rows["strategy"] = name
             rows["grouping"] = grouping

@@ -432,7 +432,8 @@ def build_leaderboard(
                                                     "n_blocks": cmp.blocks.n_blocks, "mean": row["mean"]})
         strategy_ctx.append({"name": strategy, "anchor": f"s-{slug(strategy)}", "comparisons": comps})
     order = _method_order(all_methods, key_ranks)
-    ranked_metrics = sorted(set(agg.loc[agg["scope"].isin(["overall", "summary"]), "metric"]),
+    rankable = agg["scope"].isin(["overall", "summary"]) & (agg["kind"] != "descriptive")  # no "best" to rank by
+    ranked_metrics = sorted(set(agg.loc[rankable, "metric"]),
                             key=lambda m: ([c for c, _ in cd_metrics] + [m]).index(m))
     for s in strategy_ctx:
         present = set(agg.loc[agg["strategy"] == s["name"], "metric"])

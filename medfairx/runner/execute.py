@@ -20,6 +20,7 @@ import pandas as pd
 
 from medfairx.methods.base import RunContext, TaskData, TrainRecipe
 from medfairx.metrics.basic import dice_iou_per_sample
+from medfairx.metrics.surface import surface_metrics_per_sample
 from medfairx.prompts import attach_prompts, needs_prompts
 from medfairx.runner.plan import RunSpec
 from medfairx.runner.store import LOG, RunStore
@@ -64,7 +65,9 @@ def _now() -> str:
 def predictions_frame(
     dataset: Any, split: str, spec: RunSpec, scores: np.ndarray, truth: TaskData, num_classes: int, task: str
 ) -> pd.DataFrame:
-    """Per-sample rows for one split: ids, attributes, group labels and scores or Dice/IoU."""
+    """Per-sample rows for one split: ids, attributes, group labels, and scores (classification)
+    or Dice, IoU, loss, HD95, NSD and boundary-error share (segmentation; in pixels, see
+    :mod:`medfairx.metrics.surface`)."""
     meta = dataset.split_metadata(split)
     ids = truth.sample_ids
     frame = pd.DataFrame({"run_id": spec.run_id, "split": split, "sample_id": ids})
@@ -86,6 +89,8 @@ def predictions_frame(
         frame["dice"], frame["iou"] = dice, iou
         p_true = np.take_along_axis(scores, truth.labels[:, None].astype(np.int64), axis=1)
         frame["loss"] = -np.log(np.clip(p_true, 1e-7, 1.0)).reshape(len(ids), -1).mean(axis=1)
+        for col, values in surface_metrics_per_sample(pred, truth.labels, num_classes).items():
+            frame[col] = values
     return frame
 
 

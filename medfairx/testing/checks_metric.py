@@ -1,8 +1,9 @@
 """Conformance checks for metrics: ``fn(y_true, y_score, *, sensitive_features) -> float``.
 
 Inputs follow the metric's task: classification metrics get binary labels and
-``y_score`` = P(positive); segmentation metrics get per-sample values (Dice, IoU) in
-``y_score`` and ignore ``y_true``. Toy data have three groups of equal size and equal
+``y_score`` = P(positive); segmentation metrics get per-sample values of the column they
+need (Dice, IoU, NSD, HD95: :data:`medfairx.metrics.catalogue.SAMPLE_VALUE_RANGE`; other
+columns are taken to be Dice-like) in ``y_score`` and ignore ``y_true``. Toy data have three groups of equal size and equal
 prevalence, so perfect predictions are also perfectly fair.
 """
 
@@ -16,13 +17,14 @@ from typing import Any
 import numpy as np
 
 from medfairx.errors import ConfigError
+from medfairx.metrics.catalogue import SAMPLE_VALUE_RANGE
+from medfairx.specs import METRIC_KINDS as KINDS
 from medfairx.specs import MetricSpec
 from medfairx.testing._run import Check, fail, run_checks
 from medfairx.testing.report import CheckFailure, CheckReport, SkipCheck
 
 N_PER_CELL = 12  # samples per (group, class) cell
 GROUPS: tuple[str, ...] = ("a", "b", "c")
-KINDS: tuple[str, ...] = ("performance", "fairness", "calibration")
 
 
 @dataclass
@@ -88,10 +90,11 @@ def _inputs(s: MetricSubject, quality: str, seed: int = 0) -> tuple[np.ndarray, 
     """(y_true, y_score, groups) for ``quality`` in perfect / random / imperfect."""
     y, g = _labels_groups()
     rng = np.random.default_rng(seed)
-    if s.spec.task == "segmentation":
-        per = {"perfect": np.ones(len(y)), "random": rng.uniform(0.0, 1.0, len(y))}
-        per["imperfect"] = np.clip(0.75 + 0.2 * rng.standard_normal(len(y)), 0, 1)
-        return np.zeros(len(y), dtype=np.int64), per[quality], g
+    if s.spec.task == "segmentation":  # per-sample values of the metric's column, e.g. Dice or HD95
+        best, bad = SAMPLE_VALUE_RANGE.get(s.spec.needs[0] if s.spec.needs else "dice", (1.0, 0.0))
+        badness = {"perfect": np.zeros(len(y)), "random": rng.uniform(0.0, 1.0, len(y)),
+                   "imperfect": np.clip(0.25 + 0.2 * rng.standard_normal(len(y)), 0, 1)}[quality]
+        return np.zeros(len(y), dtype=np.int64), best + (bad - best) * badness, g
     if quality == "perfect":
         return y, y.astype(np.float64), g
     if quality == "random":
@@ -130,6 +133,8 @@ def check_metric_returns_float(s: MetricSubject) -> None:
 def check_metric_perfect_is_best(s: MetricSubject) -> None:
     """Perfect predictions score at least as well as label-independent random ones, in the
     direction ``higher_is_better`` declares."""
+    if s.spec.kind == "descriptive":
+        raise SkipCheck("skipped: kind='descriptive' metrics describe errors; no value is 'best'")
     perfect = _value(s, *_inputs(s, "perfect"))
     rand = _value(s, *_inputs(s, "random"))
     direction = "higher" if s.spec.higher_is_better else "lower"

@@ -163,14 +163,11 @@ def difference_maps(maps: dict[str, dict[str, Any]], reference: str) -> dict[str
 
 
 def boundary_shell(truth: np.ndarray, width: int = 2) -> np.ndarray:
-    """Pixels within ``width`` pixels of the boundary of ``truth`` (inside or outside)."""
-    from scipy.ndimage import binary_dilation, binary_erosion
+    """Pixels within ``width`` pixels (Euclidean) of the boundary of ``truth``, inside or outside
+    (the platform's shell, :func:`medfairx.metrics.surface.boundary_shell`, for one mask)."""
+    from medfairx.metrics.surface import boundary_shell as shells
 
-    t = np.asarray(truth).astype(bool)
-    st = np.ones((3, 3), dtype=bool)
-    outer = binary_dilation(t, st, iterations=width)
-    inner = binary_erosion(t, st, iterations=width, border_value=0)
-    return outer & ~inner
+    return shells(np.asarray(truth)[None], width)[0]
 
 
 def boundary_shares(pred: np.ndarray, truth: np.ndarray, groups: np.ndarray, names: tuple[str, ...] = (), *, width: int = 2) -> dict[str, dict[str, float]]:

@@ -86,13 +86,15 @@ def test_boundary_shell_and_shares_by_hand() -> None:
     truth = np.zeros((12, 12), bool)
     truth[3:9, 3:9] = True  # 6x6
     shell = boundary_shell(truth, width=1)
-    assert shell.sum() == 8 * 8 - 4 * 4  # dilated 8x8 minus eroded 4x4
+    # Euclidean radius 1 (a cross): dilated = 8x8 without its 4 corners, eroded = 4x4
+    assert shell.sum() == 8 * 8 - 4 - 4 * 4
+    assert not shell[2, 2] and shell[2, 3] and not shell[5, 5]
     pred = np.zeros((2, 12, 12), bool)
-    pred[0, 2:10, 2:10] = True  # dilation by one: every FP in the shell
+    pred[0, 2:10, 2:10] = True  # 8x8: 28 FP pixels, all in the shell but the 4 corners
     pred[1, 3:9, 3:9] = True
     pred[1, 5:7, 5:7] = False  # a hole 2 px inside the boundary: interior error for width 1
     out = boundary_shares(pred, np.stack([truth, truth]), np.array([0, 1]), ("dil", "hole"), width=1)
-    assert out["dil"]["fp_shell"] == 1.0 and np.isnan(out["dil"]["fn_shell"]) and out["dil"]["error_pixels"] == 28
+    assert out["dil"]["fp_shell"] == 24 / 28 and np.isnan(out["dil"]["fn_shell"]) and out["dil"]["error_pixels"] == 28
     assert out["hole"]["fn_shell"] == 0.0 and out["hole"]["error_shell"] == 0.0
 
 
