@@ -186,3 +186,22 @@ def test_reporters_registered(tmp_path: Path) -> None:
     assert [p.name for p in paths] == ["results.csv"]
     assert np.isclose(pd.read_csv(paths[0])["value"].sum(), res["value"].sum())
     assert callable(next(s for s in specs if s.name == "html").load())
+
+
+def test_runs_from_several_devices_are_disclosed(board: tuple[Path, list[Path], pd.DataFrame], tmp_path: Path) -> None:
+    from medfairx.cli.report_cmd import provenance
+
+    _, _, results = board
+    records = [{"method": "erm", "device": "cpu", "dataset": "d", "seed": 0},
+               {"method": "erm", "device": "cuda", "dataset": "d", "seed": 1},
+               {"method": "spare", "device": "cuda", "dataset": "d", "seed": 0}]
+    prov = provenance(records)
+    assert prov["devices_by_method"] == {"erm": {"cpu": 1, "cuda": 1}, "spare": {"cuda": 1}}
+    build_leaderboard(results, tmp_path / "mixed", suite="s1", provenance=prov)
+    page = (tmp_path / "mixed" / "index.html").read_text()
+    assert 'id="mixed-devices"' in page and "erm: cpu ×1, cuda ×1" in page
+    # one device: no note and no per-method table
+    single = provenance(records[:1])
+    assert "devices_by_method" not in single
+    build_leaderboard(results, tmp_path / "single", suite="s1", provenance=single)
+    assert 'id="mixed-devices"' not in (tmp_path / "single" / "index.html").read_text()

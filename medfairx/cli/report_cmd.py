@@ -40,7 +40,19 @@ def provenance(records: list[dict[str, Any]]) -> dict[str, Any]:
         "seeds": sorted({r["seed"] for r in records}),
         "devices": sorted({str(r.get("device")) for r in records}),
         "runs": len(records),
+        **_devices_by_method(records),
     }
+
+
+def _devices_by_method(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"devices_by_method": {method: {device: n_runs}}}`` when runs used more than one device."""
+    if len({str(r.get("device")) for r in records}) < 2:
+        return {}
+    out: dict[str, dict[str, int]] = {}
+    for r in records:
+        per = out.setdefault(str(r.get("method")), {})
+        per[str(r.get("device"))] = per.get(str(r.get("device")), 0) + 1
+    return {"devices_by_method": {m: dict(sorted(d.items())) for m, d in sorted(out.items())}}
 
 
 def write_cards(records: list[dict[str, Any]], out_dir: Path, *, suite: str,

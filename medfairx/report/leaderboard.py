@@ -469,6 +469,7 @@ def build_leaderboard(
         claims=claims_context(evaluate_claims(results, aggregated=agg)),
         provenance=[{"key": str(k), "value": v if isinstance(v, str) else json.dumps(v, default=str)[:300]}
                     for k, v in sorted((provenance or {}).items())],
+        mixed_devices=_mixed_devices((provenance or {}).get("devices_by_method")),
     ))
     return written
 
@@ -490,6 +491,11 @@ def write_root_index(leaderboards_dir: Path) -> Path:
     env = make_environment()
     return render_page(env, "root.html", leaderboards_dir / "index.html", suites=suites,
                        version=_medfairx_version(), generated=_now())
+
+
+def _mixed_devices(by_method: Mapping[str, Mapping[str, int]] | None) -> list[str]:
+    """``"method: cpu ×3, cuda ×2"`` lines when a leaderboard's runs come from several devices."""
+    return [f"{m}: " + ", ".join(f"{d} ×{n}" for d, n in devs.items()) for m, devs in (by_method or {}).items()]
 
 
 def _now() -> str:
