@@ -389,3 +389,27 @@ def test_catalogue_entries():
     assert BY_NAME["worst_group_nsd"].transform == "worst_min"
     assert BY_NAME["boundary_error_share"].needs == ("boundary_error_share",)
     assert "not necessarily better" in BY_NAME["boundary_error_share"].summary
+
+
+def test_slice_dice_scores_only_the_prompted_slices() -> None:
+    """A volume whose object is found on its prompted slices but with a false positive on an
+    unprompted slice: slice_dice ignores the unprompted slice, the volume Dice does not."""
+    from medfairx.prompts import PromptConfig, derive_prompts
+
+    true = np.zeros((2, 4, 8, 8), np.int64)
+    true[0, 1:3, 2:6, 2:6] = 1  # slices 1 and 2 hold the object
+    true[1, 0, 1:4, 1:4] = 1
+    pred = true.copy()
+    pred[0, 3, 0:2, 0:2] = 1  # false positive on unprompted slice 3
+    pred[1, 0, 1:4, 1] = 0  # 3 of 9 object pixels missed on prompted slice 0
+    ids = np.array(["a", "b"])
+    prompts = derive_prompts(true, ids, PromptConfig(), seed=0)
+    scores = np.stack([1 - pred, pred], axis=1).astype(np.float32)
+    truth = TaskData(images=np.zeros((2, 1, 4, 8, 8), np.float32), labels=true, groups=None, sample_ids=ids)
+    spec = SimpleNamespace(run_id="r", groupings=("sex",))
+    frame = predictions_frame(_Dataset(ids, np.array(["F", "M"])), "test", spec, scores, truth, 2, "segmentation",
+                              prompts=prompts)
+    assert frame["slice_dice"].tolist() == pytest.approx([1.0, 2 * 6 / (6 + 9)])
+    assert frame["dice"].iloc[0] == pytest.approx(2 * 32 / (32 + 36))  # the volume Dice sees the false positive
+    no_prompts = predictions_frame(_Dataset(ids, np.array(["F", "M"])), "test", spec, scores, truth, 2, "segmentation")
+    assert "slice_dice" not in no_prompts.columns

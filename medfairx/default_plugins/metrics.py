@@ -20,6 +20,7 @@ def _degenerate(d: MetricDef) -> str:
             "hd95": "both masks empty -> 0; exactly one empty -> NaN, left out of the means (surface.py)",
             "nsd": "both masks empty -> 1; exactly one empty -> 0 (surface.py)",
             "boundary_error_share": "no error pixel -> NaN, left out of the means (surface.py)",
+            "slice_dice": "only runs prompted slice by slice have it; a volume without prompts -> NaN",
         }.get(column, "empty masks: both empty -> 1, one empty -> 0 (basic.dice_iou_per_sample)")
         return f"{rule}; a group without values is NaN and excluded from min/gap"
     return "NaN with a warning when a group has a single class; excluded from min/gap"

@@ -15,7 +15,8 @@ Measure ids (see :mod:`medfairx.metrics.engine`):
   ``brier``, ``ece`` (15 equal-width bins), ``cvar_loss`` (mean of the worst
   ``ceil(alpha*n)`` per-sample losses, alpha = 0.1);
 * segmentation, on a per-sample column ``c`` in {dice, iou, hd95, nsd,
-  boundary_error_share} (:mod:`medfairx.metrics.surface` defines the last three; samples
+  boundary_error_share, slice_dice} (:mod:`medfairx.metrics.surface` defines hd95, nsd and
+  boundary_error_share; slice_dice exists for slice-wise prompted volumes only; samples
   where ``c`` is NaN are skipped): ``mean:c``, ``tail:c`` (mean of the worst
   ``ceil(alpha*n)`` values, worst = lowest), ``p10:c``, ``fail:c`` (share below 0.5),
   ``hidden_gap:c`` (``mean - tail``). ``tail``, ``p10`` and ``fail`` assume higher is
@@ -38,7 +39,7 @@ THRESHOLDED = frozenset({"accuracy", "balanced_accuracy", "tpr", "fpr", "fnr", "
 # per-sample segmentation columns: (value of a perfect prediction, a bad value); what the
 # conformance kit feeds segmentation metrics (columns not listed are taken to be Dice-like)
 SAMPLE_VALUE_RANGE: dict[str, tuple[float, float]] = {
-    "dice": (1.0, 0.0), "iou": (1.0, 0.0), "nsd": (1.0, 0.0), "hd95": (0.0, 20.0),
+    "dice": (1.0, 0.0), "iou": (1.0, 0.0), "nsd": (1.0, 0.0), "slice_dice": (1.0, 0.0), "hd95": (0.0, 20.0),
 }
 
 
@@ -157,6 +158,9 @@ def _build() -> tuple[MetricDef, ...]:
     defs += _group_family("hd95", SEG, "mean:hd95", "HD95 in px (samples with exactly one empty mask left out)",
                           False, "performance")
     defs += _group_family("nsd", SEG, "mean:nsd", "NSD at tau = 2 px", True, "performance")
+    defs += _group_family("slice_dice", SEG, "mean:slice_dice",
+                          "Dice of the prompted slices only (3D volumes segmented from slice-wise prompts)", True,
+                          "performance")
     defs += [
         _base("boundary_error_share", SEG, "descriptive", False, "mean:boundary_error_share",
               "descriptive: share of error pixels (FP + FN) within 2 px of the ground-truth boundary; "

@@ -18,7 +18,7 @@ from medfairx.metrics.engine import Problem
 GROUP_PREFIX = "group:"
 NO_SCORES = "{where}: no 'score' or 'score_<k>' columns; classification predictions need them."
 BAD_RUN_JSON = "{path}: cannot read run.json ({error}). Re-run the run or delete its folder."
-PER_SAMPLE_COLUMNS = ("dice", "iou", "loss", "hd95", "nsd", "boundary_error_share")  # segmentation
+PER_SAMPLE_COLUMNS = ("dice", "iou", "loss", "hd95", "nsd", "boundary_error_share", "slice_dice")  # segmentation
 
 
 @dataclass

@@ -63,11 +63,14 @@ def _now() -> str:
 
 
 def predictions_frame(
-    dataset: Any, split: str, spec: RunSpec, scores: np.ndarray, truth: TaskData, num_classes: int, task: str
+    dataset: Any, split: str, spec: RunSpec, scores: np.ndarray, truth: TaskData, num_classes: int, task: str,
+    *, prompts: Any = None,
 ) -> pd.DataFrame:
     """Per-sample rows for one split: ids, attributes, group labels, and scores (classification)
     or Dice, IoU, loss, HD95, NSD and boundary-error share (segmentation; in pixels, see
-    :mod:`medfairx.metrics.surface`)."""
+    :mod:`medfairx.metrics.surface`). For volumes segmented from slice-wise ``prompts``
+    (:class:`medfairx.prompts.PromptSet`) also ``slice_dice``: the Dice of the prompted slices
+    alone, stacked (unprompted slices are predicted empty, which the volume Dice rewards)."""
     meta = dataset.split_metadata(split)
     ids = truth.sample_ids
     frame = pd.DataFrame({"run_id": spec.run_id, "split": split, "sample_id": ids})
@@ -91,7 +94,19 @@ def predictions_frame(
         frame["loss"] = -np.log(np.clip(p_true, 1e-7, 1.0)).reshape(len(ids), -1).mean(axis=1)
         for col, values in surface_metrics_per_sample(pred, truth.labels, num_classes).items():
             frame[col] = values
+        if prompts is not None and pred.ndim == 4:
+            frame["slice_dice"] = _prompted_slice_dice(pred, truth.labels, prompts, num_classes)
     return frame
+
+
+def _prompted_slice_dice(pred: np.ndarray, true: np.ndarray, prompts: Any, num_classes: int) -> np.ndarray:
+    """Per volume, the Dice of its prompted slices stacked (NaN for a volume without prompts)."""
+    out = np.full(len(pred), np.nan)
+    for i in range(len(pred)):
+        slices = list(prompts.prompted_slices(i))
+        if slices:
+            out[i] = dice_iou_per_sample(pred[i][None, slices], true[i][None, slices], num_classes)[0][0]
+    return out
 
 
 def epochs_frame(history: list[dict[str, Any]], base: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -188,7 +203,8 @@ def execute_run(
             save_state(method, ctx, run_dir / STATE_FILE)
             record["state_file"] = STATE_FILE
         frames = {
-            s: predictions_frame(dataset, s, spec, method.predict_scores(masked[s], ctx), truth[s], card.num_classes, card.task)
+            s: predictions_frame(dataset, s, spec, method.predict_scores(masked[s], ctx), truth[s], card.num_classes,
+                                 card.task, prompts=getattr(masked[s], "prompts", None))
             for s in ("val", "test")
         }
         predictions = pd.concat(frames.values(), ignore_index=True)
