@@ -43,7 +43,7 @@ def test_repo_catalogue_loads_and_includes_embedded(monkeypatch: pytest.MonkeyPa
     assert cat.source_of("ham10000") == REPO / "datasets.yaml"
     assert ham.groupings["age"].bins == [60] and ham.group_min_size("sex") == 20
     suite = cat.suites["ham10000"]
-    assert suite.seeds == [0, 1, 2] and suite.datasets == {"ham10000": ["sex", "age", "site"]}
+    assert suite.seeds == [0, 1, 2] and suite.datasets == {"ham10000": ["sex", "age", "age4", "site", "sex_x_age"]}
     recipe = suite.train_recipe()
     assert isinstance(recipe, TrainRecipe) and recipe.epochs == suite.recipe["epochs"]  # suite overrides applied
 
