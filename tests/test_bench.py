@@ -190,3 +190,39 @@ def test_an_unknown_precision_is_refused_with_the_choices(tmp_path: Path) -> Non
     res = CliRunner().invoke(bench, ["--precision", "fp8", "--out", str(tmp_path)])
     assert res.exit_code == 2
     assert "fp8" in res.output and "auto" in res.output and "fp32" in res.output
+
+
+class Chatty(TrainableMethod):
+    """Warns on every loss computation, as a noisy numerical routine would."""
+
+    def compute_loss(self, outputs, batch, ctx):  # type: ignore[no-untyped-def]
+        import warnings
+
+        warnings.warn("solver did not converge", UserWarning, stacklevel=1)
+        return super().compute_loss(outputs, batch, ctx)
+
+
+@hookimpl
+def register_chatty(register):  # type: ignore[no-untyped-def]
+    register(MethodSpec("chatty", Chatty, MethodTags(), summary="warns", reference="-"))
+
+
+def test_warnings_of_a_run_go_to_its_log_once_with_a_count(tmp_path: Path) -> None:
+    import warnings
+
+    cfg = tmp_path / "datasets.yaml"
+    cfg.write_text(SUITE.replace("[erm, groupdro, boom, nanny]", "[chatty]").replace(", synthetic_seg: [group]", ""))
+    plugin = types.ModuleType("chatty_methods")
+    plugin.register_methods = register_chatty  # type: ignore[attr-defined]
+    host = make_plugin_host(extra=(plugin,))
+    lines: list[str] = []
+    with warnings.catch_warnings(record=True) as escaped:
+        warnings.simplefilter("always")
+        run_bench(load_catalogue(cfg), BenchOptions(suite="tiny", out=tmp_path / "runs"), host, lines.append)
+    assert not [w for w in escaped if "did not converge" in str(w.message)]
+    (rec,) = RunStore(tmp_path / "runs" / "tiny").records()
+    assert rec["status"] == "ok"
+    (w,) = [w for w in rec["warnings"] if w["message"] == "solver did not converge"]
+    assert w["category"] == "UserWarning" and w["count"] == 2  # 1 epoch x max_steps_per_epoch 2
+    log = (tmp_path / "runs" / "tiny" / rec["run_id"] / "log.txt").read_text()
+    assert log.count("solver did not converge") == 1 and "warning (x2): UserWarning" in log

@@ -9,7 +9,10 @@ import gc
 import platform
 import time
 import traceback
-from collections.abc import Callable
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,6 +51,8 @@ class RunLog:
         self._echo = echo
 
     def __call__(self, line: str) -> None:
+        if self._fh.closed:  # e.g. warnings summarised after an interrupted run closed the log
+            return
         self._fh.write(line + "\n")
         self._fh.flush()
         if self._echo:
@@ -56,6 +61,26 @@ class RunLog:
     def close(self) -> None:
         """Close the log file."""
         self._fh.close()
+
+
+@contextmanager
+def capture_warnings(log: Callable[[str], None], *, keep: int = 20) -> Iterator[list[dict[str, Any]]]:
+    """Send the warnings raised inside the block to the run's log instead of the terminal.
+
+    Each distinct (category, message) is logged once with its count, and the first ``keep``
+    are also yielded as ``{"category", "message", "count"}`` records (stored in ``run.json``):
+    a sweep of many workers prints one line per kind of warning, not one per batch.
+    """
+    summary: list[dict[str, Any]] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield summary
+        finally:
+            counts = Counter((w.category.__name__, str(w.message)) for w in caught)
+            for (category, message), n in counts.items():
+                log(f"warning{f' (x{n})' if n > 1 else ''}: {category}: {message}")
+            summary.extend({"category": c, "message": m, "count": n} for (c, m), n in list(counts.items())[:keep])
 
 
 def _now() -> str:
@@ -159,80 +184,82 @@ def execute_run(
     t0 = time.perf_counter()
     if hook is not None:
         hook.run_started(run=spec)
-    try:
-        from medfairx.methods.device import resolve_device
+    with capture_warnings(log) as run_warnings:
+        try:
+            from medfairx.methods.device import resolve_device
 
-        device = resolve_device(spec.device)
-        record["device"] = device
-        tags = method_spec.tags
-        g_fit = spec.train_grouping if tags.uses_groups_in_fit else None
-        g_pred = spec.train_grouping if tags.uses_groups_in_predict else None
-        train = dataset.task_data("train", g_fit)
-        val = dataset.task_data("val", g_fit)
-        truth = {s: dataset.task_data(s, g_pred) for s in ("val", "test")}
-        masked = {s: d.without_labels() for s, d in truth.items()}
-        recipe = TrainRecipe().updated(**spec.recipe)
-        ctx = RunContext(
-            task=card.task,
-            num_classes=card.num_classes,
-            in_channels=int(train.images.shape[1]),
-            spatial_dims=card.spatial_dims,
-            image_size=tuple(train.images.shape[2:]),
-            seed=spec.seed,
-            device=device,
-            backbone=spec.backbone,
-            recipe=recipe,
-            workdir=run_dir,
-            amp=spec.amp,
-            compile=spec.compile,
-            log=log,
-            eval_sets=masked if card.task == "classification" else {},
-        )
-        method = method_spec.load()(**spec.params)
-        if needs_prompts(method_spec.tags):
-            # Promptable segmenters: prompts (boxes / points only) derived from the ground
-            # truth in one audited step; labels stay masked. Results are an upper bound.
-            config = method.prompt_config()
-            masked = {s: attach_prompts(d, truth[s], config, seed=spec.seed) for s, d in masked.items()}
-            record["prompts"] = masked["test"].prompts.describe()
-        log(f"{spec.method} on {spec.dataset} (grouping={spec.train_grouping or 'none'}) seed={spec.seed} device={device}")
-        method.fit(train, val, ctx)
-        if spec.save_state:  # for `medfairx cka` and later re-use of the trained model
-            from medfairx.analysis.state import STATE_FILE, save_state
+            device = resolve_device(spec.device)
+            record["device"] = device
+            tags = method_spec.tags
+            g_fit = spec.train_grouping if tags.uses_groups_in_fit else None
+            g_pred = spec.train_grouping if tags.uses_groups_in_predict else None
+            train = dataset.task_data("train", g_fit)
+            val = dataset.task_data("val", g_fit)
+            truth = {s: dataset.task_data(s, g_pred) for s in ("val", "test")}
+            masked = {s: d.without_labels() for s, d in truth.items()}
+            recipe = TrainRecipe().updated(**spec.recipe)
+            ctx = RunContext(
+                task=card.task,
+                num_classes=card.num_classes,
+                in_channels=int(train.images.shape[1]),
+                spatial_dims=card.spatial_dims,
+                image_size=tuple(train.images.shape[2:]),
+                seed=spec.seed,
+                device=device,
+                backbone=spec.backbone,
+                recipe=recipe,
+                workdir=run_dir,
+                amp=spec.amp,
+                compile=spec.compile,
+                log=log,
+                eval_sets=masked if card.task == "classification" else {},
+            )
+            method = method_spec.load()(**spec.params)
+            if needs_prompts(method_spec.tags):
+                # Promptable segmenters: prompts (boxes / points only) derived from the ground
+                # truth in one audited step; labels stay masked. Results are an upper bound.
+                config = method.prompt_config()
+                masked = {s: attach_prompts(d, truth[s], config, seed=spec.seed) for s, d in masked.items()}
+                record["prompts"] = masked["test"].prompts.describe()
+            log(f"{spec.method} on {spec.dataset} (grouping={spec.train_grouping or 'none'}) seed={spec.seed} device={device}")
+            method.fit(train, val, ctx)
+            if spec.save_state:  # for `medfairx cka` and later re-use of the trained model
+                from medfairx.analysis.state import STATE_FILE, save_state
 
-            save_state(method, ctx, run_dir / STATE_FILE)
-            record["state_file"] = STATE_FILE
-        frames = {
-            s: predictions_frame(dataset, s, spec, method.predict_scores(masked[s], ctx), truth[s], card.num_classes,
-                                 card.task, prompts=getattr(masked[s], "prompts", None))
-            for s in ("val", "test")
-        }
-        predictions = pd.concat(frames.values(), ignore_index=True)
-        selectable = card.task == "classification" and method.epochs_are_checkpoints
-        epochs = epochs_frame(ctx.history, frames) if selectable else None
-        record.update(
-            status="ok",
-            selected_epoch=getattr(method, "selected_epoch_", None),
-            epochs_trained=getattr(method, "epochs_trained_", None),
-            history=[{k: v for k, v in h.items() if k != "predictions"} for h in ctx.history],
-        )
-    except BaseException as exc:  # noqa: BLE001 - a failing run is recorded, the sweep goes on
-        if isinstance(exc, KeyboardInterrupt):
-            log.close()
-            raise
-        predictions, epochs = None, None
-        record.update(
-            status="failed",
-            error={
-                "type": type(exc).__name__,
-                "message": str(exc),
-                "traceback": traceback.format_exc(),
-            },
-        )
-        log(f"FAILED: {type(exc).__name__}: {exc}")
-    finally:
-        record["finished"] = _now()
-        record["duration_s"] = round(time.perf_counter() - t0, 3)
+                save_state(method, ctx, run_dir / STATE_FILE)
+                record["state_file"] = STATE_FILE
+            frames = {
+                s: predictions_frame(dataset, s, spec, method.predict_scores(masked[s], ctx), truth[s], card.num_classes,
+                                     card.task, prompts=getattr(masked[s], "prompts", None))
+                for s in ("val", "test")
+            }
+            predictions = pd.concat(frames.values(), ignore_index=True)
+            selectable = card.task == "classification" and method.epochs_are_checkpoints
+            epochs = epochs_frame(ctx.history, frames) if selectable else None
+            record.update(
+                status="ok",
+                selected_epoch=getattr(method, "selected_epoch_", None),
+                epochs_trained=getattr(method, "epochs_trained_", None),
+                history=[{k: v for k, v in h.items() if k != "predictions"} for h in ctx.history],
+            )
+        except BaseException as exc:  # noqa: BLE001 - a failing run is recorded, the sweep goes on
+            if isinstance(exc, KeyboardInterrupt):
+                log.close()
+                raise
+            predictions, epochs = None, None
+            record.update(
+                status="failed",
+                error={
+                    "type": type(exc).__name__,
+                    "message": str(exc),
+                    "traceback": traceback.format_exc(),
+                },
+            )
+            log(f"FAILED: {type(exc).__name__}: {exc}")
+        finally:
+            record["finished"] = _now()
+            record["duration_s"] = round(time.perf_counter() - t0, 3)
+    record["warnings"] = run_warnings
     store.write_run(spec.run_id, _jsonable(record), predictions, epochs)
     log.close()
     if hook is not None:

@@ -8,6 +8,8 @@ the catalogue path, the store folder and the run specs.
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,7 +54,9 @@ def run_one_planned(spec: RunSpec, catalogue_path: Path | None, store_root: Path
     host = host or get_host()
     cache = datasets if datasets is not None else {}
     if spec.dataset not in cache:
-        cache[spec.dataset] = load_dataset(load_catalogue(catalogue_path), spec.dataset)
+        with warnings.catch_warnings():  # the planning process loaded it too and showed its warnings
+            warnings.simplefilter("ignore")
+            cache[spec.dataset] = load_dataset(load_catalogue(catalogue_path), spec.dataset)
     method_spec = host.registry("methods").get(spec.method)
     return execute_run(spec, cache[spec.dataset], method_spec, RunStore(store_root), echo=echo, hook=host.pm.hook)
 
