@@ -22,6 +22,8 @@ from medfairx.errors import (
 from medfairx.hookspecs import hookimpl
 from medfairx.specs import (
     BackboneSpec,
+    ClaimComparison,
+    ClaimSpec,
     DatasetCard,
     DatasetSpec,
     ExecutorSpec,
@@ -37,6 +39,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackboneSpec",
+    "ClaimComparison",
+    "ClaimSpec",
     "ConfigError",
     "DataError",
     "DatasetCard",
@@ -50,12 +54,14 @@ __all__ = [
     "NotFittedError",
     "PluginLoadError",
     "ReporterSpec",
+    "AuditResult",
     "Method",
     "SelectionStrategySpec",
     "TrainableMethod",
     "TrainingError",
     "UnknownNameError",
     "__version__",
+    "audit",
     "get",
     "hookimpl",
     "list_names",
@@ -79,6 +85,8 @@ def list_names(kind: str, pattern: str = "*") -> list[str]:
 _LAZY = {
     "Method": "medfairx.methods.base:Method",
     "TrainableMethod": "medfairx.methods.trainable:TrainableMethod",
+    "audit": "medfairx.report.audit:audit",
+    "AuditResult": "medfairx.report.audit:AuditResult",
 }
 
 

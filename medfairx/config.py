@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -238,13 +238,75 @@ class DatasetConfig(_Strict):
         return own if own is not None else self.min_group_size
 
 
+#: Smallest allowed value of the numeric recipe keys (``lr`` must be above its bound).
+RECIPE_MINIMA: dict[str, float] = {
+    "epochs": 1, "batch_size": 1, "lr": 0.0, "weight_decay": 0.0, "momentum": 0.0, "step_size": 1,
+    "gamma": 0.0, "patience": 0, "max_steps_per_epoch": 1, "num_workers": 0,
+}
+
+
+def recipe_range_problems(recipe: dict[str, Any]) -> list[str]:
+    """``key: must be ...`` for every numeric recipe value out of range (empty: all fine)."""
+    problems = []
+    for key, low in RECIPE_MINIMA.items():
+        value = recipe.get(key)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if key == "lr" and not value > low:
+            problems.append(f"{key} must be > {low:g} (got {value})")
+        elif value < low:
+            problems.append(f"{key} must be >= {low:g} (got {value})")
+    return problems
+
+
+class EncoderConfig(_Strict):
+    """A suite's ``encoder:``: the network whose features the frozen protocols train heads on
+    (or that ``finetune`` trains end to end), with its weights."""
+
+    backbone: str = "efficientnet_lite0"
+    pretrained: bool = True
+    weights: Path | None = None
+    batch_size: int = Field(64, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    _resolve = field_validator("weights", mode="before")(_resolve_path)
+
+
+#: Feature heads a frozen protocol trains (``backbones.classification`` under such a protocol).
+FEATURE_HEADS = ("linear", "mlp")
+
+
+#: Objectives a search can maximise on validation (``auc`` and ``dice`` are aliases across tasks).
+SEARCH_OBJECTIVES = ("auc", "worst_group_auc", "dice", "worst_group_dice")
+
+
+class SearchConfig(_Strict):
+    """A suite's ``search:``: hyper-parameter search per method (see :mod:`medfairx.runner.search`).
+
+    ``trials`` configurations per (method, dataset[, grouping]) are trained on the search
+    ``seed`` (never one of the suite's seeds); ``objective`` (a validation metric, on the
+    epoch ``strategy`` picks) is what the sampler maximises.
+    """
+
+    trials: int = Field(20, ge=1)
+    sampler: Literal["random", "tpe", "grid"] = "tpe"
+    seed: int = Field(1000, ge=0)
+    objective: Literal["auc", "worst_group_auc", "dice", "worst_group_dice"] = "auc"
+    strategy: str = "final"
+
+
 class SuiteConfig(_Strict):
-    """A named benchmark suite: dataset → groupings, methods, seeds and run settings."""
+    """A named benchmark suite: dataset → groupings, methods, seeds and run settings.
+
+    ``protocol``: ``finetune`` (end to end, the default), ``linear_probe`` or ``knn`` (heads on
+    features the ``encoder`` computes once and caches; ``backbones.classification`` is then the
+    head, ``linear`` or ``mlp``).
+    """
 
     description: str = ""
     datasets: dict[str, list[str]]
     methods: list[str] | None = None
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
     params: Literal["default", "test"] = "default"
     method_params: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per-method hyper-parameter overrides
     backbones: dict[Literal["classification", "segmentation"], str] = Field(default_factory=dict)
@@ -252,6 +314,26 @@ class SuiteConfig(_Strict):
     device: str = "auto"
     jobs: int = Field(1, ge=1)  # runs at once on this machine (local executor), unless --jobs says otherwise
     time_budget_s: float | None = Field(None, gt=0)
+    protocol: Literal["finetune", "linear_probe", "knn"] = "finetune"
+    encoder: EncoderConfig | None = None
+    search: SearchConfig | None = None
+
+    @model_validator(mode="after")
+    def _search_seed(self) -> SuiteConfig:
+        if self.search is not None and self.search.seed in self.seeds:
+            raise ValueError(f"search.seed {self.search.seed} is one of the suite's seeds {self.seeds}; trials are "
+                             "trained on a seed of their own: choose another search.seed")
+        return self
+
+    @model_validator(mode="after")
+    def _protocol_head(self) -> SuiteConfig:
+        head = self.backbones.get("classification")
+        if self.protocol != "finetune" and head is not None and head not in FEATURE_HEADS:
+            raise ValueError(
+                f"under protocol {self.protocol!r}, backbones.classification is the head trained on the cached "
+                f"features ({' or '.join(FEATURE_HEADS)}), not {head!r}; name the encoder in `encoder: {{backbone: ...}}`"
+            )
+        return self
 
     @field_validator("recipe")
     @classmethod
@@ -265,7 +347,11 @@ class SuiteConfig(_Strict):
                 {"keys": unknown, "allowed": allowed},
             )
         recipe = TypeAdapter(TrainRecipe).validate_python(value)
-        return {k: getattr(recipe, k) for k in value}
+        out = {k: getattr(recipe, k) for k in value}
+        problems = recipe_range_problems(out)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return out
 
     @field_validator("datasets")
     @classmethod
@@ -442,7 +528,10 @@ class _Source:
             line = f", line {mark.line + 1}" if mark else ""
             raise ConfigError(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', exc)}.") from None
         if data is None:
-            data = {}
+            raise ConfigError(
+                f"{path}: the catalogue is empty. Add `datasets:` and `suites:` sections (or "
+                "`include: [embedded]` for the built-in catalogue); see `medfairx validate --help`."
+            )
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a catalogue must be a mapping with `datasets` and `suites`.")
         self.data: dict[str, Any] = _expand(data, str(path))

@@ -15,6 +15,11 @@ DUPLICATE_NAME = (
     "Rename one of them, or uninstall / disable one plugin "
     "(MEDFAIRX_DISABLE_PLUGINS={second_plugin})."
 )
+NAME_CONFLICT = (
+    "{kind} {name!r} is registered by several plugins: {origins}; medfairx uses none of them. "
+    "Choose one with MEDFAIRX_PREFER_PLUGINS=<plugin> (e.g. MEDFAIRX_PREFER_PLUGINS={first_plugin}), "
+    "or disable the other with MEDFAIRX_DISABLE_PLUGINS=<plugin>."
+)
 NOT_FITTED = "{name} is not fitted yet: call fit(train, val, ctx) before {method}()."
 
 
@@ -36,6 +41,13 @@ class PluginLoadError(MedfairxError):
 
 class DuplicateNameError(MedfairxError, ValueError):
     """Two different items were registered under one name."""
+
+
+class NameConflictError(MedfairxError, KeyError):
+    """A name registered by several plugins was looked up before the user chose one."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
 
 
 class NotFittedError(MedfairxError, RuntimeError):
@@ -67,3 +79,7 @@ class UnknownNameError(MedfairxError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+
+class SearchSpaceError(ConfigError):
+    """A method's declared search space names a parameter it does not take, or a range is empty."""

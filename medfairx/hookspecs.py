@@ -104,6 +104,17 @@ def register_executors(register: Register) -> None:
 
 
 @hookspec
+def register_claims(register: Register) -> None:
+    """Register published claims about methods, checked on every leaderboard index.
+
+    Args:
+        register: call ``register(ClaimSpec(name, method, text, comparisons))``; each
+            :class:`~medfairx.specs.ClaimComparison` names a metric, a baseline method and
+            the claimed direction.
+    """
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add sub-commands to the ``medfairx`` CLI.
 
@@ -116,21 +127,36 @@ def register_commands(cli: click.Group) -> None:
 
 
 @hookspec
-def run_started(run: Any) -> None:
-    """Called before a run trains (a place for MLflow / W&B loggers).
+def run_started(run: Any, run_dir: Any) -> None:
+    """Called before a run trains (a place for MLflow / W&B loggers; see ``medfairx-tracking``).
 
     Args:
         run: the :class:`~medfairx.runner.plan.RunSpec` about to run.
+        run_dir: the run's folder in the run store (a :class:`~pathlib.Path`; its parent is the store).
     """
 
 
 @hookspec
-def run_finished(run: Any, record: dict[str, Any]) -> None:
-    """Called after a run ended, successfully or not.
+def epoch_finished(run: Any, epoch: int, metrics: dict[str, Any]) -> None:
+    """Called after each training epoch's validation, in the process that trains the run.
+
+    Args:
+        run: the :class:`~medfairx.runner.plan.RunSpec` being trained.
+        epoch: the epoch number within its stage (from 1).
+        metrics: the epoch's history record without predictions: ``stage``, ``epoch``,
+            ``train_loss``, ``val_loss``, ``val_<metric>``, ``val_group_<metric>`` (a dict
+            group code → value), ``lr``, ``seconds``, ``is_best``, ...
+    """
+
+
+@hookspec
+def run_finished(run: Any, record: dict[str, Any], run_dir: Any) -> None:
+    """Called after a run ended, successfully or not, once its files are written.
 
     Args:
         run: the :class:`~medfairx.runner.plan.RunSpec` that ran.
         record: the content of its ``run.json`` (status, timings, error, ...).
+        run_dir: the run's folder (``run.json``, ``predictions.parquet``, the log).
     """
 
 
@@ -143,4 +169,5 @@ REGISTRATION_HOOKS: dict[str, str] = {
     "register_selection_strategies": "selection_strategies",
     "register_reporters": "reporters",
     "register_executors": "executors",
+    "register_claims": "claims",
 }

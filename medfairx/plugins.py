@@ -4,6 +4,9 @@ Environment variables:
 
 * ``MEDFAIRX_LOAD_PLUGINS=a,b`` loads only those entry-point plugins (``''``: none);
 * ``MEDFAIRX_DISABLE_PLUGINS=a,b`` blocks plugins by entry-point or distribution name;
+* ``MEDFAIRX_PREFER_PLUGINS=a,b`` resolves a name registered by several plugins in favour
+  of the first of these (entry-point or distribution names) that registered it; without
+  a choice such a name is registered by none of them, and every command warns;
 * ``MEDFAIRX_STRICT_PLUGINS=1`` turns any load error into an exception;
 * ``MEDFAIRX_TRACE_PLUGINS=1`` prints every hook call to stderr.
 """
@@ -51,6 +54,7 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     registered: dict[str, list[str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
 
     @property
     def origin(self) -> Origin:
@@ -68,6 +72,7 @@ class PluginInfo:
             "hooks": self.hooks,
             "registered": self.registered,
             "errors": self.errors,
+            "conflicts": self.conflicts,
         }
 
 
@@ -128,8 +133,7 @@ class PluginHost:
 
     def _collect(self, plugin: object, info: PluginInfo) -> None:
         for hook_name, kind in hookspecs.REGISTRATION_HOOKS.items():
-            fn = getattr(plugin, hook_name, None)
-            if fn is None or self.pm.parse_hookimpl_opts(plugin, hook_name) is None:
+            if getattr(plugin, hook_name, None) is None or self.pm.parse_hookimpl_opts(plugin, hook_name) is None:
                 continue
 
             def register(item: Any, _kind: str = kind) -> None:
@@ -140,15 +144,27 @@ class PluginHost:
                     raise PluginLoadError(
                         f"{hook_name} got {type(item).__name__}; expected {expected.__name__}"
                     )
-                self.registries[_kind].add(item, info.origin)
+                # a name another plugin also registers is held, never raised: the plugin's
+                # other items stay, and resolve_conflicts() decides independently of load order
+                self.registries[_kind].add(item, info.origin, hold_conflicts=True)
                 info.registered.setdefault(_kind, []).append(item.name)
 
             try:
-                fn(register=register)
+                self._own_hook(plugin, hook_name)(register=register)
             except MedfairxError as exc:
                 self._fail(info, f"{hook_name}: {exc}")
             except Exception as exc:  # noqa: BLE001 - a plugin's bug must not crash the host
                 self._fail(info, f"{hook_name} raised {type(exc).__name__}: {exc}")
+
+    def _own_hook(self, plugin: object, hook_name: str) -> Any:
+        """The hook ``hook_name`` restricted to ``plugin``'s implementation.
+
+        Registration hooks are called one plugin at a time (each plugin's items get its
+        origin, and one plugin's error leaves the others' items), through pluggy so that
+        ``MEDFAIRX_TRACE_PLUGINS=1`` shows these calls too.
+        """
+        others = [p for p in self.pm.get_plugins() if p is not plugin]
+        return self.pm.subset_hook_caller(hook_name, remove_plugins=others)
 
     def _fail(self, info: PluginInfo, message: str) -> None:
         info.errors.append(message)
@@ -167,7 +183,8 @@ class PluginHost:
         only = _env_list("MEDFAIRX_LOAD_PLUGINS")
         blocked = set(_env_list("MEDFAIRX_DISABLE_PLUGINS") or [])
         seen: set[tuple[str, str, str]] = set()
-        eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value))
+        eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP),
+                     key=lambda e: (e.dist.name if e.dist else "", e.name, e.value))
         for ep in eps:
             dist = ep.dist.name if ep.dist else None
             key = (dist or "", ep.name, ep.value)
@@ -193,11 +210,44 @@ class PluginHost:
                 continue
             self.add_plugin(plugin, info)
 
+    def resolve_conflicts(self) -> None:
+        """Settle names registered by several plugins, once every plugin is loaded.
+
+        A contender named in ``MEDFAIRX_PREFER_PLUGINS`` wins; otherwise the name is
+        registered by none of them (a lookup raises :class:`NameConflictError`), each
+        contender lists it in ``conflicts``, and ``MEDFAIRX_STRICT_PLUGINS=1`` makes it an error.
+
+        Raises:
+            PluginLoadError: an unresolved conflict in strict mode.
+        """
+        prefer = _env_list("MEDFAIRX_PREFER_PLUGINS") or []
+        by_plugin = {p.name: p for p in self.plugins.values()}
+        for kind, reg in self.registries.items():
+            for name, origins in reg.conflicts().items():
+                message = reg.conflict_message(name)
+                chosen = reg.choose(name, prefer)
+                for origin in origins:
+                    info = by_plugin.get(origin.plugin)
+                    if info is None:
+                        continue
+                    if chosen is None:
+                        info.conflicts.append(message)
+                    else:
+                        verdict = "used" if origin == chosen else "not used"
+                        info.conflicts.append(f"{kind} {name!r}: {verdict} (MEDFAIRX_PREFER_PLUGINS chose {chosen})")
+                if chosen is None and _strict():
+                    raise PluginLoadError(message)
+
     # -- queries ---------------------------------------------------------------------
 
     def registry(self, kind: str) -> Registry[Any]:
         """The registry for ``kind`` (``"methods"``, ``"datasets"``, ...)."""
         return self.registries[kind]
+
+    @property
+    def conflicts(self) -> list[str]:
+        """One message per name that several plugins registered and nobody chose."""
+        return [reg.conflict_message(n) for reg in self.registries.values() for n in reg.conflicts()]
 
     @property
     def errors(self) -> list[tuple[str, str]]:
@@ -225,6 +275,7 @@ def make_plugin_host(*, entrypoints: bool = True, extra: tuple[ModuleType | obje
     for i, plugin in enumerate(extra):
         name = getattr(plugin, "__name__", f"extra{i}")
         host.add_plugin(plugin, PluginInfo(name, name))
+    host.resolve_conflicts()
     return host
 
 

@@ -1,7 +1,7 @@
 """Prompts for promptable segmenters, derived from the ground truth in one audited step.
 
 Promptable segmenters (SAM, MedSAM, the weight-free baselines of ``medfairx-foundation``)
-are evaluated the way the foundation-model fairness papers do it (METHODS.md §7): every
+are evaluated the way the foundation-model fairness papers do it (docs/methods.md §7): every
 object of the ground truth is turned into a prompt (a tight box, the centre point, random
 foreground points, or box + point, with seeded jitter) and the model segments the object
 from the image and the prompt alone.
@@ -20,7 +20,7 @@ points are ``(x, y)`` pixel indices with label 1 (foreground) or 0 (background).
 Jitter is drawn from a generator seeded by ``(seed, crc32(sample_id))``, so a sample's
 prompts do not depend on the order or the subset of samples.
 
-3D volumes ``(D, H, W)`` are prompted slice by slice (METHODS.md §7, [INFERRED]): slices
+3D volumes ``(D, H, W)`` are prompted slice by slice (docs/methods.md §7, [INFERRED]): slices
 are taken along the first spatial axis (:data:`SLICE_AXIS`, ``D``), slice ``k`` being the
 2D label map ``volume[k]`` (and the image ``images[i][:, k]``). Only slices whose mask is
 non-empty get prompts, per class and per connected component *within the slice*, exactly
@@ -140,7 +140,7 @@ class PromptConfig:
             move by ``U{-jitter..jitter}`` per axis. Results stay inside the image.
         n_points: number of random foreground points of mode ``points``.
         per_component: one prompt per connected component (8-connectivity) of each class,
-            as in METHODS.md §7; ``False``: one prompt per class.
+            as in docs/methods.md §7; ``False``: one prompt per class.
         min_component_size: components with fewer pixels get no prompt (when
             ``per_component``), so specks of annotation noise do not become prompts.
     """

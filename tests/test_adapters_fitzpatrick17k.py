@@ -23,6 +23,15 @@ pytestmark = pytest.mark.skipif(not ROOT.is_dir(), reason="shared data folder ..
 FST_SCALE = {"1": 2947, "2": 4808, "3": 3308, "4": 2781, "5": 1533, "6": 635, "unknown": 565}
 FST_CENTAUR = {"1": 5561, "2": 3180, "3": 2934, "4": 1974, "5": 1293, "6": 562, "unknown": 1073}
 MALIGNANT_BY_FST = {"1": 453, "2": 742, "3": 456, "4": 301, "5": 147, "6": 61, "unknown": 103}
+WITHOUT_IMAGE = {"2022": 16577 - 2854, "2021": 16577}
+# the 2,854 staged images (224-px JPEG copies named by md5hash), counts from PROVENANCE.md
+IMAGES_FST_SCALE = {"1": 515, "2": 969, "3": 576, "4": 416, "5": 188, "6": 91, "unknown": 99}
+IMAGES_FST_CENTAUR = {"1": 1012, "2": 735, "3": 489, "4": 250, "5": 145, "6": 74, "unknown": 149}
+IMAGES_MALIGNANT_BY_FST = {"1": 271, "2": 488, "3": 307, "4": 215, "5": 88, "6": 44, "unknown": 63}
+IMAGES_NINE = {
+    "inflammatory": 1022, "malignant epidermal": 899, "malignant melanoma": 342, "benign epidermal": 228,
+    "benign dermal": 128, "malignant cutaneous lymphoma": 128, "malignant dermal": 107,
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +59,8 @@ def test_counts_and_codings(frames: dict[str, pd.DataFrame], version: str) -> No
     assert df["condition"].nunique() == 114
     assert (df["image_path"] == "images/" + df.index + ".jpg").all()
     report = df.attrs["report"]
-    assert report["source_rows"] == 16577 and report["rows_without_image"] == 16577
+    # 2,854 real images sit next to the current file; the 2021 folder has none
+    assert report["source_rows"] == 16577 and report["rows_without_image"] == WITHOUT_IMAGE[version]
     assert report["missing_values"]["skin_type"] == 565 and report["unknown_codes"] == {}
 
 
@@ -109,3 +119,39 @@ def test_load_with_placeholder_images(tmp_path: Path) -> None:
     data = ds.task_data("train", "fst")
     assert data.images.shape[1:] == (3, 8, 8) and set(data.group_names) == {"1-3", "4-6"}
     assert ds.describe()["patient_disjoint"]
+
+
+@pytest.fixture(scope="module")
+def with_images(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Rows of the current file whose image is in ``images/``."""
+    df = frames["2022"]
+    return df.loc[[(ROOT / p).is_file() for p in df["image_path"]]]
+
+
+def test_staged_images_match_provenance_counts(with_images: pd.DataFrame) -> None:
+    df = with_images
+    assert len(df) == 2854 == len(list((ROOT / "images").glob("*.jpg")))
+    assert df["skin_type"].value_counts().to_dict() == IMAGES_FST_SCALE
+    assert df["skin_type_centaur"].value_counts().to_dict() == IMAGES_FST_CENTAUR
+    assert df["three_partition_label"].value_counts().to_dict() == {"malignant": 1476, "non-neoplastic": 1022, "benign": 356}
+    assert int(df["label"].sum()) == 1476
+    assert df.loc[df["label"] == 1, "skin_type"].value_counts().to_dict() == IMAGES_MALIGNANT_BY_FST
+    assert df["nine_partition_label"].value_counts().to_dict() == IMAGES_NINE
+    labels = df["condition"].value_counts()
+    assert len(labels) == 21 and labels["squamous cell carcinoma"] == 401 and labels.min() == 39
+
+
+def test_load_real_images_counts_rows_without_image(tmp_path: Path) -> None:
+    cfg = DatasetConfig(
+        name="fitz", adapter="fitzpatrick17k", root=ROOT, image_size=8,
+        groupings={"fst": {"column": "skin_type_binary"}, "fst3": {"column": "skin_type", "map": {
+            "1": "1-2", "2": "1-2", "3": "3-4", "4": "3-4", "5": "5-6", "6": "5-6"}}},
+    )
+    with pytest.warns(MissingImagesWarning, match="13,723 of 16,577"):
+        ds = fitzpatrick17k.load(cfg, cache_dir=tmp_path)
+    assert len(ds) == 2854 and ds.info["skipped_missing_images"] == 13723
+    groups = ds.describe()["groupings"]
+    assert {g: v["n"] for g, v in groups["fst"]["groups"].items()} == {"1-3": 515 + 969 + 576, "4-6": 416 + 188 + 91}
+    assert groups["fst"]["outside"] == 99 and groups["fst3"]["groups"]["5-6"]["n"] == 188 + 91
+    # non-square JPEGs (long side 224) are resized to the square image_size
+    assert ds.images("test").shape[1:] == (3, 8, 8)

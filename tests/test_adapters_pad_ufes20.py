@@ -1,4 +1,5 @@
-"""PAD-UFES-20 adapter on a ``metadata.csv`` written from the documentation (``NOT-STAGED.md``):
+"""PAD-UFES-20 adapter on the real folder (counts from its PROVENANCE.md) and on a fixture
+``metadata.csv`` written from the documentation:
 the 26-column header, ``fitspatrick`` (sic) floats, FEMALE/MALE, empty background blocks,
 the authors' diagnosis totals (BCC 845, ACK 730, NEV 244, SEK 235, SCC 192, MEL 52)."""
 
@@ -6,12 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from PIL import Image
 
 from medfairx.config import DatasetConfig
 from medfairx.data.adapters import pad_ufes20
 from medfairx.data.adapters._tabular import MetadataWarning
-from medfairx.data.adapters._testing import placeholder_images
+from medfairx.data import imaging
+from medfairx.data.adapters._testing import data_root, placeholder_images
 from medfairx.data.ham10000 import MissingImagesWarning
 from medfairx.errors import DataError
 
@@ -84,3 +89,64 @@ def test_images_found_in_part_folders_and_loaded(tmp_path: Path) -> None:
     with pytest.warns(MissingImagesWarning):
         ds = pad_ufes20.load(cfg, cache_dir=tmp_path / "cache")
     assert len(ds) == len(df.index[::40]) and ds.describe()["patient_disjoint"]
+
+
+# --- the real folder: original metadata.csv and 403 real images (counts from its PROVENANCE.md) ---
+
+REAL = data_root() / "pad-ufes-20"
+real_data = pytest.mark.skipif(not REAL.is_dir(), reason="shared data folder ../shared/data/pad-ufes-20 not present")
+IMAGES_DX = {"BCC": 116, "ACK": 110, "NEV": 96, "SEK": 35, "MEL": 26, "SCC": 20}
+IMAGES_FST = {"2": 139, "3": 66, "1": 25, "4": 12, "5": 1, "6": 1, "unknown": 159}
+IMAGES_AGE = {"<30": 31, "30-44": 57, "45-59": 123, "60-74": 120, "75+": 72}
+
+
+@pytest.fixture(scope="module")
+def real() -> pd.DataFrame:
+    with pytest.warns(MissingImagesWarning, match="1,895 of 2,298 metadata rows have no image"):
+        return pad_ufes20.read_metadata(REAL)
+
+
+@real_data
+def test_real_metadata_matches_provenance_counts(real: pd.DataFrame) -> None:
+    assert len(real) == 2298 and real["diagnostic"].value_counts().to_dict() == DX
+    assert real["patient_id"].nunique() == 1373 and real["lesion_id"].nunique() == 1641
+    assert int(real["background_missing"].sum()) == N_NO_BACKGROUND
+    report = real.attrs["report"]
+    assert report["files"]["metadata.csv"] == {"rows": 2298, "line_endings": "LF"}
+    assert report["rows_without_image"] == 1895 and report["unknown_codes"] == {}
+    assert report["missing_values"] == {"sex": N_NO_BACKGROUND, "skin_type": N_NO_BACKGROUND}
+
+
+@real_data
+def test_real_images_match_provenance_counts(real: pd.DataFrame) -> None:
+    df = real.loc[[(REAL / p).is_file() for p in real["image_path"]]]
+    assert len(df) == 403 and {p.split("/")[1] for p in df["image_path"]} == {"imgs_part_1", "imgs_part_2", "imgs_part_3"}
+    assert df["diagnostic"].value_counts().to_dict() == IMAGES_DX and int(df["label"].sum()) == 162
+    assert df["sex"].value_counts().to_dict() == {"female": 131, "male": 113, "unknown": 159}
+    assert df["skin_type"].value_counts().to_dict() == IMAGES_FST
+    bands = pd.cut(df["age"], [0, 30, 45, 60, 75, 200], right=False, labels=list(IMAGES_AGE))
+    assert bands.value_counts().to_dict() == IMAGES_AGE
+    assert df.groupby("sex")["label"].sum().to_dict() == {"female": 92, "male": 70, "unknown": 0}
+    assert df["patient_id"].nunique() == 358 and df["lesion_id"].nunique() == 376
+    complete = real.groupby("patient_id")["image_path"].apply(lambda s: all((REAL / p).is_file() for p in s))
+    assert int(complete.loc[df["patient_id"].unique()].sum()) == 171
+
+
+@real_data
+def test_real_images_load_rgba_and_mixed_sizes(tmp_path: Path) -> None:
+    files = sorted((REAL / "images").rglob("*.png"))
+    modes, sizes = {}, set()
+    for path in files:
+        with Image.open(path) as im:
+            modes[im.mode] = modes.get(im.mode, 0) + 1
+            sizes.add(im.size)
+    assert modes == {"RGBA": 259, "RGB": 144} and len(sizes) > 1  # alpha channel, 147-224 px
+    cfg = DatasetConfig(name="pad", adapter="pad_ufes20", root=REAL, image_size=16, groupings={"sex": {"column": "sex"}})
+    with pytest.warns(MissingImagesWarning):
+        ds = pad_ufes20.load(cfg, cache_dir=tmp_path)
+    assert len(ds) == 403 and ds.info["skipped_missing_images"] == 1895 and ds.describe()["patient_disjoint"]
+    groups = ds.describe()["groupings"]["sex"]
+    assert {g: v["n"] for g, v in groups["groups"].items()} == {"female": 131, "male": 113} and groups["outside"] == 159
+    rgba = next(p for p in files if Image.open(p).mode == "RGBA")
+    row = ds.metadata.index.get_loc(rgba.name)
+    assert np.array_equal(ds.source.read(np.array([row]))[0][0], imaging.load_rgb(rgba, (16, 16)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import types
 from pathlib import Path
 
@@ -226,3 +227,80 @@ def test_warnings_of_a_run_go_to_its_log_once_with_a_count(tmp_path: Path) -> No
     assert w["category"] == "UserWarning" and w["count"] == 2  # 1 epoch x max_steps_per_epoch 2
     log = (tmp_path / "runs" / "tiny" / rec["run_id"] / "log.txt").read_text()
     assert log.count("solver did not converge") == 1 and "warning (x2): UserWarning" in log
+
+
+class NanScores(TrainableMethod):
+    """Trains normally but predicts NaN for every sample, as a diverged model would."""
+
+    def predict_scores(self, data, ctx):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        return np.full_like(super().predict_scores(data, ctx), np.nan)
+
+
+@hookimpl
+def register_nan_scores(register):  # type: ignore[no-untyped-def]
+    register(MethodSpec("nanscores", NanScores, MethodTags(), summary="predicts NaN", reference="-"))
+
+
+def test_a_method_predicting_nan_scores_is_a_failed_run_and_not_on_the_leaderboard(tmp_path: Path) -> None:
+    from medfairx.cli.report_cmd import write_report
+
+    cfg = tmp_path / "datasets.yaml"
+    cfg.write_text(SUITE.replace("[erm, groupdro, boom, nanny]", "[erm, nanscores]").replace(", synthetic_seg: [group]", ""))
+    plugin = types.ModuleType("nan_score_methods")
+    plugin.register_methods = register_nan_scores  # type: ignore[attr-defined]
+    host = make_plugin_host(extra=(plugin,))
+    lines: list[str] = []
+    result = run_bench(load_catalogue(cfg), BenchOptions(suite="tiny", out=tmp_path / "runs"), host, lines.append)
+    recs = {r["method"]: r for r in RunStore(tmp_path / "runs" / "tiny").records()}
+    bad = recs["nanscores"]
+    assert bad["status"] == "failed" and recs["erm"]["status"] == "ok" and len(result.failed) == 1
+    assert bad["error"]["type"] == "TrainingError"
+    assert re.search(r"'nanscores' returned (\d+) non-finite scores \(NaN or inf\) of \1 on split 'val'",
+                     bad["error"]["message"])
+    index = write_report(tmp_path / "runs" / "tiny", tmp_path / "lb" / "tiny", suite="tiny", n_boot=0)
+    results = pd.read_csv(tmp_path / "lb" / "tiny" / "results.csv")
+    assert set(results["method"]) == {"erm"}  # never ranked, so never ranked first
+    assert "non-finite scores" in index.read_text()
+
+
+ONE_GROUP_SUITE = """
+version: 1
+datasets:
+  tiny1:
+    adapter: synthetic
+    task: classification
+    image_size: 16
+    split: {train: 0.6, val: 0.2, test: 0.2, seed: 0}
+    options: {seed: 0, n_samples: 200, spatial_dims: 2, channels: 1}
+    groupings:
+      group: {column: group}
+      majority_only: {column: group, map: {majority: majority, minority: null}}
+suites:
+  tiny:
+    datasets: {tiny1: [group, majority_only]}
+    methods: [erm]
+    seeds: [0]
+    params: test
+    backbones: {classification: tiny_cnn}
+    recipe: {epochs: 1, batch_size: 32, max_steps_per_epoch: 2}
+"""
+
+
+def test_bench_does_not_plan_a_grouping_left_with_one_group_and_prints_why(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from medfairx.cli.bench_cmd import bench
+    from medfairx.cli.datasets_cmd import datasets
+
+    cfg = tmp_path / "datasets.yaml"
+    cfg.write_text(ONE_GROUP_SUITE)
+    res = CliRunner().invoke(bench, ["--config", str(cfg), "--suite", "tiny", "--out", str(tmp_path / "runs"), "--no-report"])
+    assert res.exit_code == 0, res.output
+    why = "grouping 'majority_only' has 1 group(s) after exclusions; it needs 2"
+    assert f"not planned: dataset 'tiny1': {why}" in res.output
+    (rec,) = RunStore(tmp_path / "runs" / "tiny").records()
+    assert rec["status"] == "ok" and rec["groupings"] == ["group"]
+    check = CliRunner().invoke(datasets, ["check", "tiny1", "--config", str(cfg)])
+    assert check.exit_code == 1 and why in check.output  # the same rule as `datasets check`

@@ -95,3 +95,52 @@ def test_segmentation_strata_are_groups():
     assert f.loc[f["scope"] == "group", "n"].tolist() == [int((g == "x").sum()), int((g == "y").sum())]
     with pytest.raises(ValueError):
         bootstrap(p, resolve_defs(["dice"], "segmentation"), n_boot=10, ci=1.5)
+
+
+def _reference_counts(sampler: StratifiedBootstrap, start: int, stop: int) -> np.ndarray:
+    """Counts of replicates built one bincount per (replicate, stratum) from the explicit indices."""
+    return np.stack([np.bincount(sampler.indices(b), minlength=sampler.n) for b in range(start, stop)], axis=1)
+
+
+@pytest.mark.parametrize("case", ["ties", "no_ties", "one_class_group", "multiclass"])
+def test_sorted_order_draws_equal_dense_counts_exactly(case):
+    rng = np.random.default_rng(11)
+    n = 600
+    g = rng.choice(["a", "b", "c"], n)
+    if case == "multiclass":
+        y = rng.integers(0, 3, n)
+        s = rng.dirichlet(np.ones(3), n)
+        s = np.round(s, 2)
+        s /= s.sum(axis=1, keepdims=True)
+    else:
+        y = rng.integers(0, 2, n)
+        s = 1 / (1 + np.exp(-(rng.normal(0, 1, n) + y)))
+        s = np.round(s, 2) if case != "no_ties" else s
+        if case == "one_class_group":
+            y[g == "c"] = 1
+    p = Problem.build("classification", g, y_true=y, y_score=s)
+    sampler = StratifiedBootstrap(p.strata(), 9, seed=2)
+    D = sampler.draws(0, 9)
+    np.testing.assert_array_equal(D.dense(), _reference_counts(sampler, 0, 9))
+    eng = Engine(p)
+    fast, dense = eng.measure("auc", D), eng.measure("auc", _reference_counts(sampler, 0, 9).astype(np.float64))
+    np.testing.assert_array_equal(fast, dense)  # bit for bit, NaN where a class is missing
+    for b in range(9):
+        idx = sampler.indices(b)
+        if case == "multiclass":
+            ref = roc_auc_score(p.y[idx], p.scores[idx], multi_class="ovr", average="macro")
+        else:
+            ref = roc_auc_score(p.y[idx], p.scores[idx])
+        assert abs(fast[b, 0] - ref) < 1e-9
+
+
+def test_bootstrap_results_equal_dense_path(monkeypatch):
+    import medfairx.metrics.engine as eng
+
+    p = _problem(ties=True, n=500, seed=7)
+    defs = resolve_defs(None, "classification")
+    fast = bootstrap(p, defs, n_boot=30, seed=5)
+    monkeypatch.setattr(eng._AucRanker, "_from_draws", lambda self, D: self(D.dense()))
+    slow = bootstrap(p, defs, n_boot=30, seed=5)
+    for d in defs:
+        np.testing.assert_array_equal(fast.replicates[d.name], slow.replicates[d.name])

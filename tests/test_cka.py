@@ -1,4 +1,4 @@
-"""Linear CKA (METHODS.md §4.2) against an independent HSIC Gram-form reference; layers; ΔCKA; CLI."""
+"""Linear CKA (docs/methods.md §4.2) against an independent HSIC Gram-form reference; layers; ΔCKA; CLI."""
 
 from __future__ import annotations
 

@@ -219,3 +219,35 @@ def test_f1_undefined_group_is_nan() -> None:
     with pytest.warns(RuntimeWarning):
         frame = METRICS["f1"].frame(y, s, sensitive_features=g)
     assert math.isnan(frame.by_group["a"]) and frame.by_group["b"] == 1.0
+
+
+def test_inconclusive_blocks_show_minimum_detectable_gap() -> None:
+    def hm(a: float, m: int, n: int) -> float:  # Hanley & McNeil (1982)
+        q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+        return (a * (1 - a) + (m - 1) * (q1 - a * a) + (n - 1) * (q2 - a * a)) / (m * n)
+
+    results = _by_key(_table())
+    qp = {(b.dataset, b.grouping): b for b in results["qpnet"].blocks}
+    assert qp[("dsC", "sex")].verdict == INCONCLUSIVE
+    # minority: n=50 (15 positives at prevalence 0.3), AUC 0.71; dominant: n=500 (150), AUC 0.90
+    gap = (1.959963984540054 + 0.8416212335729143) * math.sqrt(hm(0.71, 15, 35) + hm(0.90, 150, 350))
+    note = qp[("dsC", "sex")].power
+    assert "mino (n=50)" in note and "maj (n=500)" in note and f"{gap:.3f}" in note
+    assert qp[("dsA", "sex")].power == ""  # supported: no power note
+    fairdi = {(b.dataset, b.grouping): b for b in results["fairdi"].blocks}
+    assert fairdi[("dsC", "sex")].verdict == INCONCLUSIVE and fairdi[("dsC", "sex")].power == ""  # no group AUCs
+    ctx = claims_context(results.values())
+    assert any(b["power"] == note for c in ctx["claims"] for b in c["blocks"])
+
+
+def test_the_kit_checks_registered_claims() -> None:
+    from medfairx.specs import ClaimComparison, ClaimSpec
+    from medfairx.testing.checks_plugin import item_report
+
+    good = ClaimSpec("mine", "erm", "ERM beats GroupDRO.", (ClaimComparison("auc", "overall", "groupdro", "up"),))
+    assert item_report("claims", good).passed
+    bad = ClaimSpec("bad", "erm", "?", (ClaimComparison("no_such_metric", "overall", "erm", "up"),))
+    report = item_report("claims", bad)
+    assert not report.passed
+    message = report.failures[0].message
+    assert "no_such_metric" in message and "with itself" not in message

@@ -60,4 +60,4 @@ def test_unknown_method_suggests(tmp_path) -> None:  # type: ignore[no-untyped-d
         text=True,
     )
     assert out.returncode == 2
-    assert "Unknown method 'ermm'" in out.stderr and "Did you mean: erm" in out.stderr
+    assert "unknown items: method 'ermm' (did you mean 'erm'" in out.stderr

@@ -1,4 +1,4 @@
-"""The Pareto-criterion learning curve (METHODS.md §4.1): subsets, verdicts, end to end."""
+"""The Pareto-criterion learning curve (docs/methods.md §4.1): subsets, verdicts, end to end."""
 
 from __future__ import annotations
 

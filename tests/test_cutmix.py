@@ -1,4 +1,4 @@
-"""CutMix transform (METHODS.md §1.6): box geometry, λ', consistent pasting, mixed loss."""
+"""CutMix transform (docs/methods.md §1.6): box geometry, λ', consistent pasting, mixed loss."""
 
 from __future__ import annotations
 

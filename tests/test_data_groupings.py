@@ -103,3 +103,24 @@ def test_missing_column_lists_available_columns() -> None:
     spec = build_groupings(dataset({"race": {"column": "race"}}))["race"]
     with pytest.raises(ConfigError, match=r"needs column\(s\) \['race'\].*'age', 'sex', 'site'"):
         spec.assign(FRAME)
+
+
+def test_values_the_map_does_not_list_are_named_with_their_counts() -> None:
+    from medfairx.data.groupings import UnmappedValueWarning
+
+    frame = FRAME.assign(sex=["Male", "female", "unknown", "Male", None, "female", "other"])
+    spec = build_groupings(dataset({"sex": {"column": "sex", "map": {"male": "M", "female": "F"}}}))["sex"]
+    with pytest.warns(UnmappedValueWarning) as caught:
+        out = spec.assign(frame)
+    assert labels(out) == [None, "F", None, None, None, "F", None]
+    (w,) = caught
+    msg = str(w.message)
+    assert "grouping 'sex' of dataset 'toy'" in msg and "{'Male': 2, 'other': 1}" in msg and "3 sample(s)" in msg
+    assert "case-sensitive" in msg and "Add them to the grouping's `map`" in msg
+    assert "unknown" not in msg.split("{", 1)[1]  # 'unknown' never forms a group: no warning for it
+    import warnings
+
+    with warnings.catch_warnings():  # a map listing every value (null = excluded on purpose) is quiet
+        warnings.simplefilter("error", UnmappedValueWarning)
+        spec = build_groupings(dataset({"sex": {"column": "sex", "map": {"Male": "M", "female": "F", "other": None}}}))
+        spec["sex"].assign(frame)

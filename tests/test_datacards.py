@@ -124,3 +124,13 @@ def test_published_pages_name_no_machine_path(tmp_path: Path) -> None:
     base = tmp_path / "repo"
     text = f"cache {base}/.medfairx-cache/x.h5, data {tmp_path}/shared/data/ham10000; elsewhere /opt/x"
     assert portable_paths(text, base) == "cache .medfairx-cache/x.h5, data ../shared/data/ham10000; elsewhere /opt/x"
+
+
+def test_card_caveats_are_a_card_row() -> None:
+    from medfairx.report.datacards import card_rows, dataset_caveats
+
+    rows = dict(card_rows({"caveats": ("Age and sex are confounded.", "Labels are automatic.")}, None))
+    assert rows["caveats"] == "Age and sex are confounded. Labels are automatic."
+    assert dict(card_rows({}, None))["caveats"] == "—"
+    found = dataset_caveats(None, ["ixi", "no_such_dataset"])
+    assert list(found) == ["ixi"] and any("68% female" in c for c in found["ixi"])

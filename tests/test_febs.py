@@ -1,4 +1,4 @@
-"""FEBS weights and loss vs hand computations (METHODS.md §2.2), incl. an absent group."""
+"""FEBS weights and loss vs hand computations (docs/methods.md §2.2), incl. an absent group."""
 
 from __future__ import annotations
 

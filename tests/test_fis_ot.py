@@ -1,4 +1,4 @@
-"""Sinkhorn divergence (POT cross-check, closed forms) and FIS weights by hand (METHODS.md §2.1)."""
+"""Sinkhorn divergence (POT cross-check, closed forms) and FIS weights by hand (docs/methods.md §2.1)."""
 
 from __future__ import annotations
 

@@ -13,6 +13,8 @@ from medfairx import hookimpl, hookspecs
 from medfairx.plugins import make_plugin_host
 from medfairx.specs import (
     BackboneSpec,
+    ClaimComparison,
+    ClaimSpec,
     DatasetCard,
     DatasetSpec,
     ExecutorSpec,
@@ -77,6 +79,20 @@ def test_hook_register_executors() -> None:
     assert "toy_exec" in _host_with("register_executors", ExecutorSpec("toy_exec", "json:loads")).registry("executors")
 
 
+def test_hook_register_claims() -> None:
+    claim = ClaimSpec("toy_claim", "toy_method", "beats erm", (ClaimComparison("auc", "overall", "erm", "up"),))
+    host = _host_with("register_claims", claim)
+    assert host.registry("claims").get("toy_claim").methods == ("toy_method", "erm")
+
+
+def test_registration_hooks_are_traced(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MEDFAIRX_TRACE_PLUGINS", "1")
+    _host_with("register_claims", ClaimSpec("toy_claim", "m", "t", ()))
+    err = capsys.readouterr().err
+    for hook in ("register_metrics", "register_selection_strategies", "register_reporters", "register_claims"):
+        assert f"{hook} [hook]" in err
+
+
 def test_hook_register_commands() -> None:
     group = click.Group("t")
 
@@ -102,7 +118,7 @@ def test_hook_run_started() -> None:
 
     mod = types.ModuleType("obs")
     mod.run_started = run_started  # type: ignore[attr-defined]
-    make_plugin_host(entrypoints=False, extra=(mod,)).pm.hook.run_started(run="r")
+    make_plugin_host(entrypoints=False, extra=(mod,)).pm.hook.run_started(run="r", run_dir=None)
     assert seen == ["r"]
 
 
@@ -115,8 +131,41 @@ def test_hook_run_finished() -> None:
 
     mod = types.ModuleType("obs2")
     mod.run_finished = run_finished  # type: ignore[attr-defined]
-    make_plugin_host(entrypoints=False, extra=(mod,)).pm.hook.run_finished(run="r", record={"status": "failed"})
+    make_plugin_host(entrypoints=False, extra=(mod,)).pm.hook.run_finished(run="r", record={"status": "failed"},
+                                                                         run_dir=None)
     assert seen == [("r", "failed")]
+
+
+def test_hook_epoch_finished(tmp_path: Path) -> None:
+    """A real sweep calls the three observers in order, with the run folder and per-epoch metrics."""
+    from medfairx.config import load_catalogue
+    from medfairx.runner.bench import BenchOptions, run_bench
+
+    seen: list[tuple] = []
+
+    @hookimpl
+    def run_started(run, run_dir):  # type: ignore[no-untyped-def]
+        seen.append(("start", run.run_id, run_dir.name))
+
+    @hookimpl
+    def epoch_finished(run, epoch, metrics):  # type: ignore[no-untyped-def]
+        seen.append(("epoch", epoch, sorted(k for k in ("val_auc", "val_group_auc", "predictions") if k in metrics)))
+
+    @hookimpl
+    def run_finished(run, record, run_dir):  # type: ignore[no-untyped-def]
+        seen.append(("finish", record["status"], (run_dir / "run.json").is_file()))
+
+    mod = types.ModuleType("obs3")
+    mod.run_started, mod.epoch_finished, mod.run_finished = run_started, epoch_finished, run_finished  # type: ignore[attr-defined]
+    cfg = tmp_path / "datasets.yaml"
+    cfg.write_text("version: 1\ninclude: [embedded]\nsuites:\n  t:\n    datasets: {synthetic_cls: [group]}\n"
+                   "    methods: [erm]\n    seeds: [0]\n    params: test\n    backbones: {classification: tiny_cnn}\n"
+                   "    recipe: {epochs: 2, batch_size: 32, max_steps_per_epoch: 1}\n")
+    host = make_plugin_host(extra=(mod,))  # erm comes from the installed baselines plugin
+    run_bench(load_catalogue(cfg), BenchOptions(suite="t", out=tmp_path / "runs"), host, lambda line: None)
+    run_id = seen[0][1]
+    assert seen == [("start", run_id, run_id), ("epoch", 1, ["val_auc"]), ("epoch", 2, ["val_auc"]),
+                    ("finish", "ok", True)]  # erm trains without groups; predictions stay with the runner
 
 
 def test_every_hook_has_a_test() -> None:

@@ -1,4 +1,4 @@
-"""Task losses and group weighting against hand-computed values (METHODS.md §0, §1.3)."""
+"""Task losses and group weighting against hand-computed values (docs/methods.md §0, §1.3)."""
 
 from __future__ import annotations
 

@@ -75,3 +75,17 @@ def test_suite_method_params_override_defaults_and_change_the_run_id() -> None:
                      versions_of=lambda s: {"medfairx": "0"}, method_params={"erm": {"tiny": False, "extra": 3}}).runs[0]
     assert over.params == {"tiny": False, "extra": 3}
     assert over.run_id != base.run_id
+
+
+def test_a_grouping_with_fewer_than_two_groups_is_not_planned_and_says_why() -> None:
+    one = {**DS["cls"], "n_groups": {"sex": 1, "site": 3}}
+    plan = plan_runs(suite="s", datasets={"cls": one, "seg": {**DS["seg"], "n_groups": {"sex": 1}}},
+                     method_specs=[_spec("erm", tasks=("classification", "segmentation")),
+                                   _spec("dro", uses_groups_in_fit=True)],
+                     seeds=[0], params_mode="default", recipe={}, backbones={"classification": "c", "segmentation": "s"},
+                     device="cpu", versions_of=lambda s: {})
+    assert {(r.method, r.dataset, r.train_grouping, r.groupings) for r in plan.runs} == {
+        ("erm", "cls", None, ("site",)), ("dro", "cls", "site", ("site",))}
+    assert any("'cls'" in s and "grouping 'sex' has 1 group(s) after exclusions; it needs 2" in s and "not planned" in s
+               for s in plan.groupings_left_out)
+    assert any("'seg'" in s and "no run is planned" in s for s in plan.groupings_left_out)

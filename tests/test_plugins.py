@@ -41,9 +41,9 @@ def test_duplicate_from_another_plugin_is_reported_not_raised(monkeypatch: pytes
     a = _metric_plugin("plug_a", "my_metric", "math:sqrt")
     b = _metric_plugin("plug_b", "my_metric", "math:floor")
     host = make_plugin_host(entrypoints=False, extra=(a, b))
-    assert host.registry("metrics").origin("my_metric").plugin == "plug_a"
-    errors = dict(host.errors)
-    assert "plug_b" in errors and "Duplicate metric name 'my_metric'" in errors["plug_b"]
+    assert "my_metric" not in host.registry("metrics")  # neither wins by load order
+    assert host.conflicts and "plug_a" in host.conflicts[0] and "plug_b" in host.conflicts[0]
+    assert "Metric 'my_metric' is registered by several plugins" in host.plugins["plug_b"].conflicts[0]
 
 
 def test_misspelled_hook_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,6 +92,6 @@ def test_observer_hooks_are_called() -> None:
         seen.append(f"end:{run}:{record['status']}")
 
     host = make_plugin_host(entrypoints=False, extra=(_plugin("obs", run_started=run_started, run_finished=run_finished),))
-    host.pm.hook.run_started(run="r1")
-    host.pm.hook.run_finished(run="r1", record={"status": "ok"})
+    host.pm.hook.run_started(run="r1", run_dir=None)
+    host.pm.hook.run_finished(run="r1", record={"status": "ok"}, run_dir=None)
     assert seen == ["start:r1", "end:r1:ok"]

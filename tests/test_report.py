@@ -205,3 +205,27 @@ def test_runs_from_several_devices_are_disclosed(board: tuple[Path, list[Path], 
     assert "devices_by_method" not in single
     build_leaderboard(results, tmp_path / "single", suite="s1", provenance=single)
     assert 'id="mixed-devices"' not in (tmp_path / "single" / "index.html").read_text()
+
+
+def test_card_caveats_and_group_sizes_on_every_page(tmp_path: Path) -> None:
+    """A dataset whose card has caveats (IXI: age and sex confounded) carries them on the index,
+    its block pages and the method pages; every page shows the group sizes."""
+    from medfairx.default_plugins.dataset_adapters import CARDS
+
+    results = synthetic_results(suite="s1", blocks=(("ixi", "sex"), ("ham", "age")), methods={"erm": 0.0, "dmoe": 0.05},
+                                seeds=(0,), task="segmentation")
+    out = tmp_path / "board"
+    build_leaderboard(results, out, suite="s1")
+    confound = "the &gt; 60 band is 68% female"
+    assert any("68% female" in c for c in CARDS["ixi"].caveats)
+    index = (out / "index.html").read_text()
+    assert confound in index and index.count('class="note caveat"') == len(CARDS["ixi"].caveats)
+    assert confound in (out / block_page_name("ixi", "sex")).read_text()
+    assert confound not in (out / block_page_name("ham", "age")).read_text()
+    assert confound in (out / method_page_name("dmoe")).read_text()
+    sizes = results.loc[(results["dataset"] == "ixi") & (results["scope"] == "group")].groupby("group")["n"].first()
+    shown = " · ".join(f"{g} {n}" for g, n in sizes.items())
+    assert f"<td>{shown}</td>" in index and f"(groups, test n: {shown})" in (out / method_page_name("dmoe")).read_text()
+    # an explicit mapping replaces the cards' caveats
+    build_leaderboard(results, tmp_path / "none", suite="s1", caveats={})
+    assert "caveat" not in (tmp_path / "none" / "index.html").read_text()

@@ -1,4 +1,4 @@
-"""SWAD pieces (METHODS.md §1.4): LossValley on scripted scores, segment averages, BN recalibration."""
+"""SWAD pieces (docs/methods.md §1.4): LossValley on scripted scores, segment averages, BN recalibration."""
 
 from __future__ import annotations
 

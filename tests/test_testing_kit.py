@@ -21,7 +21,7 @@ import pytest
 from medfairx.errors import ConfigError
 from medfairx.methods.base import Method, RunContext, TaskData
 from medfairx.metrics.basic import auc, group_auc
-from medfairx.specs import DatasetSpec, GroupingSpec, MethodSpec, MethodTags, MetricSpec, ReporterSpec
+from medfairx.specs import DatasetSpec, GroupingSpec, LogUniform, MethodSpec, MethodTags, MetricSpec, ReporterSpec
 from medfairx.testing import (
     DATASET_CHECKS,
     GROUPING_CHECKS,
@@ -73,6 +73,7 @@ class NearestCentroid(Method):
     name = "toy_nc"
     summary = "numpy nearest centroid"
     tags = MethodTags(tasks=("classification", "segmentation"), spatial_dims=(2, 3))
+    search_space = {"temperature": LogUniform(0.1, 10.0)}
 
     def __init__(self, temperature: float = 1.0) -> None:
         self.temperature = temperature

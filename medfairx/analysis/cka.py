@@ -1,4 +1,4 @@
-"""Linear CKA per layer between two trained networks, and the ΔCKA protocol (METHODS.md §4.2).
+"""Linear CKA per layer between two trained networks, and the ΔCKA protocol (docs/methods.md §4.2).
 
 * :func:`linear_cka` — the full linear estimator (Kornblith et al. 2019) on column-centred
   activations, ``‖YᵀX‖_F² / (‖XᵀX‖_F·‖YᵀY‖_F)``, computed in the Gram (N×N) form when a

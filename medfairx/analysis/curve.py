@@ -1,4 +1,4 @@
-"""The Pareto fairness criterion learning-curve experiment (METHODS.md §4.1).
+"""The Pareto fairness criterion learning-curve experiment (docs/methods.md §4.1).
 
 For one dataset and grouping, the dominant group's training set is cut to nested, seeded
 fractions (default 0, 0.1, 0.25, 0.5, 0.75, 1.0) while the other groups' training data, the
@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from medfairx.errors import ConfigError, UnknownNameError
+from medfairx.fileio import atomic_write_csv, atomic_write_text
 
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
 TOLERANCES: tuple[str, ...] = ("max", "sum")
@@ -490,8 +491,8 @@ def write_curve_report(points: pd.DataFrame, verdicts: pd.DataFrame, design: dic
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     files = [report_dir / "points.csv", report_dir / "verdicts.csv"]
-    points.to_csv(files[0], index=False)
-    verdicts.to_csv(files[1], index=False)
+    atomic_write_csv(files[0], points)
+    atomic_write_csv(files[1], verdicts)
     methods = []
     for method in design["methods"]:
         if not (points["method"] == method).any():
@@ -499,7 +500,7 @@ def write_curve_report(points: pd.DataFrame, verdicts: pd.DataFrame, design: dic
             continue
         svg = curve_svg(points, method, design["dominant"])
         path = report_dir / f"curve-{_slug(method)}.svg"
-        path.write_text(svg + "\n", encoding="utf-8")
+        atomic_write_text(path, svg + "\n")
         files.append(path)
         methods.append({
             "name": method, "svg": inline_svg(svg), "svg_file": path.name,

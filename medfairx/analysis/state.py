@@ -8,11 +8,17 @@ fitted method from it, looking the method class up in the registry::
      "context": {"task", "num_classes", "in_channels", "spatial_dims", "image_size",
                  "backbone", "backbone_kwargs"},
      "method_state": method.state_dict()}
+
+The payload is tensors and plain containers only, and every read uses
+``torch.load(weights_only=True)`` (:func:`read_state_file`): a crafted file cannot run code,
+it is refused with one line.
 """
 
 from __future__ import annotations
 
 import io
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,10 @@ from medfairx.errors import ConfigError
 
 STATE_FILE = "state.pt"
 STATE_FORMAT = 1
+UNSAFE_STATE = (
+    "{path}: refused: the file holds objects other than tensors and plain containers, which could run code "
+    "when loaded ({reason}). medfairx never writes such files; re-create it, and only use state files you trust."
+)
 CONTEXT_KEYS = ("task", "num_classes", "in_channels", "spatial_dims", "image_size", "backbone", "backbone_kwargs")
 
 
@@ -66,6 +76,28 @@ def state_path(source: Path) -> Path:
     return path
 
 
+def read_state_file(path: Path) -> Any:
+    """The payload of a state file, unpickled with ``weights_only=True``: tensors, arrays, plain containers.
+
+    Nothing in the file can run code while it is read; a file holding any other object is refused.
+
+    Raises:
+        ConfigError: the file is not a readable, weights-only state file.
+    """
+    from medfairx.fileio import load_weights_only
+
+    try:
+        return load_weights_only(path)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"WeightsUnpickler error: (.*?)(?: was not an allowed| Please|$)", str(exc), re.M)
+        reason = found.group(1).strip().rstrip(".") if found else "not a weights-only file"
+        raise ConfigError(UNSAFE_STATE.format(path=path, reason=reason[:200])) from None
+    except (OSError, RuntimeError, ValueError, EOFError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{path}: cannot read this state file ({first[:200]}). Re-create it (re-run the "
+                          "bench with state saving, or train the model inside the command).") from None
+
+
 def load_state(source: Path, host: Any = None, *, device: str = "cpu") -> tuple[Any, Any]:
     """Rebuild a fitted method from ``state.pt`` (a file or a run folder).
 
@@ -82,7 +114,7 @@ def load_state(source: Path, host: Any = None, *, device: str = "cpu") -> tuple[
     from medfairx.methods.base import RunContext
 
     path = state_path(source)
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = read_state_file(path)
     if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
         raise ConfigError(f"{path}: not a medfairx state file (format {STATE_FORMAT}).")
     if host is None:

@@ -29,13 +29,16 @@ def cli() -> None:
     """medfairx: fairness benchmarks for medical imaging, extensible through plugins."""
     from medfairx.plugins import get_host
 
-    for plugin, message in get_host().errors:
+    host = get_host()
+    for plugin, message in host.errors:
         click.secho(
             f"warning: plugin {plugin!r} {message.splitlines()[0]}"
             f"  (to silence: MEDFAIRX_DISABLE_PLUGINS={plugin})",
             fg="yellow",
             err=True,
         )
+    for message in host.conflicts:
+        click.secho(f"warning: {message}", fg="yellow", err=True)
 
 
 def _format_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:
@@ -54,6 +57,15 @@ def _add_commands() -> None:
     cli.add_command(curve_cmd.curve)
     cli.add_command(cka_cmd.cka)
     cli.add_command(datasets_cmd.datasets)
+    from medfairx.cli import embed_cmd
+
+    cli.add_command(embed_cmd.embed)
+    from medfairx.cli import audit_cmd
+
+    cli.add_command(audit_cmd.audit)
+    from medfairx.cli import export_cmd
+
+    cli.add_command(export_cmd.export)
     try:
         from medfairx.cli.check import check
     except ImportError:  # pragma: no cover - the kit is part of the core distribution

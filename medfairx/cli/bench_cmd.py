@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from medfairx.cli.report_cmd import report_filters, split_patterns
+
 
 class ManyValues(click.Option):
     """A repeatable option that also takes several values in a row: ``--methods erm groupdro``."""
@@ -38,15 +40,15 @@ class ManyValues(click.Option):
 @click.option("--methods", cls=ManyValues, help="Only these methods (repeat or give several).")
 @click.option("--datasets", cls=ManyValues, help="Only these datasets of the suite.")
 @click.option("--groupings", cls=ManyValues, help="Only these groupings.")
-@click.option("--seeds", cls=ManyValues, type=int, help="Seeds (default: the suite's).")
+@click.option("--seeds", cls=ManyValues, type=click.IntRange(min=0), help="Seeds, 0 or more (default: the suite's).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Device (default: the suite's, usually auto).")
 @click.option("--params", type=click.Choice(["default", "test"]), default=None, help="Papers' hyper-parameters or tiny test_params().")
-@click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs (at least 1).")
 @click.option("--out", type=click.Path(file_okay=False), default="runs", show_default=True, help="Run store.")
 @click.option("--report-dir", type=click.Path(file_okay=False), default=None, help="Leaderboard folder (default: leaderboards/<suite>).")
 @click.option("--no-report", is_flag=True, help="Do not write the leaderboard.")
 @click.option("--executor", default="local", show_default=True, help="Registered executor (see `medfairx list executors`).")
-@click.option("--jobs", type=int, default=None, help="Runs at once (local executor: one process each; default: the suite's).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Runs at once (local executor: one process each; default: the suite's).")
 @click.option("--devices", default="", help="Comma-separated devices for --jobs, e.g. 0,1 or cpu,cpu.")
 @click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE",
               help="Executor option, e.g. partition=gpu, gpus_per_job=1, wait=false (repeatable).")
@@ -54,16 +56,26 @@ class ManyValues(click.Option):
 @click.option("--precision", type=click.Choice(["auto", "fp32"]), default="auto", show_default=True,
               help="auto: bf16 (else fp16) mixed precision on CUDA, fp32 on CPU; fp32: never mixed precision.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA; off by default).")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Hyper-parameter search: configurations per method (default: the suite's `search.trials`).")
+@click.option("--sampler", type=click.Choice(["random", "tpe", "grid"]), default=None,
+              help="Search sampler (default: the suite's `search.sampler`, else tpe).")
 @click.option("-v", "--verbose", is_flag=True, help="Show per-epoch progress.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only failures, warnings and the final summary.")
+@report_filters
 @click.pass_context
 def bench(ctx: click.Context, suite: str, config: str | None, methods: tuple[str, ...], datasets: tuple[str, ...],
           groupings: tuple[str, ...], seeds: tuple[int, ...], device: str | None, params: str | None,
           epochs: int | None, out: str, report_dir: str | None, no_report: bool, executor: str, jobs: int | None,
-          devices: str, executor_options: tuple[str, ...], save_state: bool, precision: str, compile_: bool, verbose: bool) -> None:
+          devices: str, executor_options: tuple[str, ...], save_state: bool, precision: str, compile_: bool,
+          trials: int | None, sampler: str | None, verbose: bool,
+          quiet: bool, metrics_filter: tuple[str, ...], strategies_filter: tuple[str, ...],
+          reporters_filter: tuple[str, ...]) -> None:
     """Train every method on every grouping of a suite; finished runs are skipped."""
     from medfairx.config import load_catalogue
     from medfairx.plugins import get_host
-    from medfairx.runner.bench import BenchOptions, run_bench
+    from medfairx.runner.bench import BenchInterrupted, BenchOptions, run_bench
+    from medfairx.runner.progress import make_display
 
     catalogue = load_catalogue(config)
     opts = BenchOptions(
@@ -83,8 +95,16 @@ def bench(ctx: click.Context, suite: str, config: str | None, methods: tuple[str
         save_state=save_state,
         amp=precision == "auto",
         compile=compile_,
+        trials=trials,
+        sampler=sampler,
     )
-    result = run_bench(catalogue, opts, get_host(), click.echo, verbose=verbose)
+    try:
+        with make_display(quiet=quiet) as display:  # live bar on a terminal, plain lines in pipes and CI
+            result = run_bench(catalogue, opts, get_host(), display, verbose=verbose and not quiet)
+    except KeyboardInterrupt as exc:  # Ctrl-C: one summary, no traceback, the shell's code for SIGINT
+        summary = str(exc) if isinstance(exc, BenchInterrupted) else "interrupted before any run started."
+        click.secho(f"{summary}\nTo resume: {_same_command()}", fg="yellow", err=True)
+        sys.exit(130)
     click.echo(
         f"done in {result.seconds:.0f}s: {len(result.done)} ran, {len(result.skipped)} reused, "
         f"{len(result.failed)} failed, {len(result.pending)} pending"
@@ -101,10 +121,19 @@ def bench(ctx: click.Context, suite: str, config: str | None, methods: tuple[str
         from medfairx.cli.report_cmd import write_report
 
         target = Path(report_dir) if report_dir else Path("leaderboards") / suite
-        index = write_report(Path(out) / suite, target, suite=suite, echo=click.echo)
+        index = write_report(Path(out) / suite, target, suite=suite, echo=click.echo,
+                             metrics=split_patterns(metrics_filter), strategies=split_patterns(strategies_filter),
+                             reporters=split_patterns(reporters_filter))
         click.echo(f"leaderboard: {index}")
     if result.failed:
         sys.exit(1)
+
+
+def _same_command() -> str:
+    """The command line that started this process, to resume an interrupted sweep."""
+    import shlex
+
+    return shlex.join(["medfairx", *sys.argv[1:]])
 
 
 def _split(values: tuple[str, ...]) -> list[str]:

@@ -1,4 +1,4 @@
-"""``medfairx cka``: linear CKA per layer between trained models, and ΔCKA (METHODS.md §4.2)."""
+"""``medfairx cka``: linear CKA per layer between trained models, and ΔCKA (docs/methods.md §4.2)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from medfairx.fileio import atomic_write_csv, atomic_write_text
 
 DELTA_ROLES = ("IN", "IN_less", "dom", "dom_less", "dom_qpi")
 
@@ -90,13 +92,13 @@ def cka(models: tuple[str, ...], pairs: tuple[str, ...], delta: bool, dataset: s
         c2q = compare("dom", "dom_qpi") if "dom_qpi" in nets else None
         table = delta_cka(c1, c2m, c2q)
         written.append(out_dir / "delta_cka.csv")
-        table.to_csv(written[-1], index=False)
+        atomic_write_csv(written[-1], table)
         series = {"ΔCKA Mixed": table.rename(columns={"delta_mixed": "v"})}
         if c2q is not None:
             series["ΔCKA QPI"] = table.rename(columns={"delta_qpi": "v"})
         written.append(out_dir / "delta_cka.svg")
-        written[-1].write_text(cka_svg(series, column="v", title="ΔCKA = CKA_2 − CKA_1 per layer", ylabel="ΔCKA") + "\n",
-                               encoding="utf-8")
+        atomic_write_text(written[-1], cka_svg(series, column="v", title="ΔCKA = CKA_2 − CKA_1 per layer",
+                                               ylabel="ΔCKA") + "\n")
         for r in table.itertuples():
             extra = f"  qpi {r.delta_qpi:+.4f}" if c2q is not None else ""
             click.echo(f"  {r.label:10s} cka1 {r.cka1:.4f}  mixed {r.delta_mixed:+.4f}{extra}")
@@ -114,9 +116,9 @@ def cka(models: tuple[str, ...], pairs: tuple[str, ...], delta: bool, dataset: s
         import pandas as pd
 
         written.append(out_dir / "cka.csv")
-        pd.concat(frames.values(), ignore_index=True).to_csv(written[-1], index=False)
+        atomic_write_csv(written[-1], pd.concat(frames.values(), ignore_index=True))
         written.append(out_dir / "cka.svg")
-        written[-1].write_text(cka_svg(frames, title=f"Linear CKA per layer ({estimator})") + "\n", encoding="utf-8")
+        atomic_write_text(written[-1], cka_svg(frames, title=f"Linear CKA per layer ({estimator})") + "\n")
     for p in written:
         click.echo(f"wrote {p}")
 

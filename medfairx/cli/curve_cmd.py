@@ -1,4 +1,4 @@
-"""``medfairx curve``: the Pareto fairness criterion learning-curve experiment (METHODS.md §4.1)."""
+"""``medfairx curve``: the Pareto fairness criterion learning-curve experiment (docs/methods.md §4.1)."""
 
 from __future__ import annotations
 

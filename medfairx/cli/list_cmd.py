@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-KINDS = ("datasets", "groupings", "methods", "metrics", "backbones", "selection_strategies", "reporters", "executors", "suites")
+KINDS = ("datasets", "groupings", "methods", "metrics", "backbones", "selection_strategies", "reporters", "executors", "claims", "suites")
 
 
 def _rows(kind: str, pattern: str, config: str | None) -> list[dict[str, Any]]:
@@ -37,12 +37,15 @@ def _rows(kind: str, pattern: str, config: str | None) -> list[dict[str, Any]]:
                 uses_groups_in_fit=t.uses_groups_in_fit,
                 uses_groups_in_predict=t.uses_groups_in_predict,
                 unavailable=spec.unavailable,
+                search_space={k: d.to_dict() for k, d in spec.search_space.items() if hasattr(d, "to_dict")},
             )
         elif kind == "metrics":
             row.update(summary=spec.summary, task=spec.task, kind=spec.kind, higher_is_better=spec.higher_is_better)
         elif kind == "datasets":
             configured = [n for n, d in (catalogue.datasets.items() if catalogue else []) if d.adapter == spec.name]
             row.update(summary=spec.summary, task=spec.card.task, attributes=list(spec.card.attributes), configured_as=configured)
+        elif kind == "claims":
+            row.update(summary=spec.text, method=spec.method, baselines=list(spec.methods[1:]))
         elif kind == "groupings":
             row.update(summary=spec.description, columns=list(spec.columns), dataset=spec.dataset or "*")
         else:

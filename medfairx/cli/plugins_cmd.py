@@ -26,7 +26,7 @@ def plugins(as_json: bool, show_all: bool, requirements: bool) -> None:
     if not infos:
         click.echo("No plugins installed (use --all to see built-ins).")
     for p in infos:
-        status = "ERROR" if p.errors else "ok"
+        status = "ERROR" if p.errors else "CONFLICT" if p.conflicts else "ok"
         click.echo(f"{p.name}  [{p.dist or p.module} {p.version or ''}]  {status}")
         if p.hooks:
             click.echo(f"  hooks: {', '.join(p.hooks)}")
@@ -34,3 +34,5 @@ def plugins(as_json: bool, show_all: bool, requirements: bool) -> None:
             click.echo(f"  {kind}: {', '.join(names)}")
         for err in p.errors:
             click.secho(f"  error: {err}", fg="red")
+        for conflict in p.conflicts:
+            click.secho(f"  conflict: {conflict}", fg="yellow")

@@ -3,13 +3,18 @@
 File ``<cache_dir>/<dataset>-<key>.h5`` holds ``images`` ``(N, C, *spatial)`` uint8 chunked
 per image, optional ``masks`` ``(N, *spatial)`` uint8, ``sample_ids``, and attributes
 ``key``, ``format`` and ``complete=1``. It is written to a temporary file and renamed, so a
-crashed build never leaves a file that looks complete. A file that cannot be opened, lacks
-``complete``, has another key, other shapes or other sample ids is rebuilt with a
-:class:`CacheRebuildWarning`, never used.
+crashed build never leaves a file that looks complete. Image and mask chunks carry fletcher32
+checksums. A file that cannot be opened, lacks ``complete`` or checksums, has another key,
+other shapes or other sample ids, or whose bytes fail a checksum when read, is rebuilt with
+a :class:`CacheRebuildWarning`, never used.
+
+The key hashes the *content* of the source files (:func:`file_fingerprints`), remembered
+per file signature so that an unchanged folder is only stat-ed.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -25,9 +30,15 @@ import h5py
 import numpy as np
 
 from medfairx.errors import DataError
+from medfairx.fileio import FILE_MODE, atomic_write_json
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 1  # part of every key and revision: an old cache is caught by its missing checksums
+FINGERPRINT_FORMAT = 1
 BUILD_BATCH = 256
+CACHE_WRITE_FAILED = (
+    "Cannot write the {what} {path}: {why}. Free space there, or point the cache to a writable folder with "
+    "room: set MEDFAIRX_CACHE=<folder> (or cache_dir: in datasets.yaml)."
+)
 
 Item = tuple[np.ndarray, "np.ndarray | None"]
 
@@ -45,9 +56,82 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def file_fingerprints(paths: Iterable[Path]) -> list[tuple[str, int]]:
-    """``(file name, size in bytes)`` of each path: cheap change detection for image folders."""
-    return [(p.name, p.stat().st_size) for p in paths]
+def file_digest(path: str | Path) -> str:
+    """blake2b (128-bit) hex digest of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _stat_signature(st: os.stat_result) -> list[int]:
+    # ctime cannot be set back by a user (unlike mtime), so a rewrite always changes the signature
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _read_memo(memo: Path | None) -> dict[str, list[Any]]:
+    if memo is None:
+        return {}
+    try:
+        data = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != FINGERPRINT_FORMAT or not isinstance(data.get("files"), dict):
+        return {}
+    return data["files"]
+
+
+def file_fingerprints(paths: Iterable[Path], *, memo: str | Path | None = None, workers: int = 4) -> list[tuple[str, str]]:
+    """``(file name, content digest)`` of each path: what keys a pixel cache and a dataset revision.
+
+    The digest is :func:`file_digest` of the bytes, so a file replaced by another of the same
+    size changes it. ``memo`` (a JSON file, usually in the cache folder) remembers each
+    digest with the file's size, mtime, ctime and inode: files whose signature is unchanged
+    are not read again, so a second load only stats them. A memo that cannot be read is
+    ignored; one that cannot be written is not kept.
+    """
+    paths = [Path(p) for p in paths]
+    memo = Path(memo) if memo is not None else None
+    known = _read_memo(memo)
+    cwd = Path.cwd()
+    keys = [str(p if p.is_absolute() else cwd / p) for p in paths]
+    sigs = [_stat_signature(os.stat(p)) for p in paths]
+    digests: list[str | None] = [
+        str(known[k][4]) if isinstance(known.get(k), list) and len(known[k]) == 5 and known[k][:4] == sig else None
+        for k, sig in zip(keys, sigs)
+    ]
+    todo = [i for i, d in enumerate(digests) if d is None]
+    if todo:
+        n = max(1, min(workers, len(todo)))
+        shares = [todo[k::n] for k in range(n)]  # one list per thread: no per-file task overhead
+        with ThreadPoolExecutor(max_workers=n) as pool:  # hashlib releases the GIL
+            for share, found in zip(shares, pool.map(lambda idx: [file_digest(paths[i]) for i in idx], shares)):
+                for i, digest in zip(share, found):
+                    digests[i] = digest
+    if memo is not None and (todo or len(known) != len(keys)):
+        files = {k: [*sig, d] for k, sig, d in zip(keys, sigs, digests)}
+        try:
+            atomic_write_json(memo, {"format": FINGERPRINT_FORMAT, "files": files}, indent=None)
+        except OSError:  # e.g. a read-only cache folder: the digests are right, only not remembered
+            pass
+    return [(p.name, str(d)) for p, d in zip(paths, digests)]
+
+
+def fingerprint_memo(cache_dir: str | Path, dataset: str, what: str) -> Path:
+    """Where :func:`file_fingerprints` remembers the digests of ``dataset``'s ``what`` (images, masks)."""
+    return Path(cache_dir) / "fingerprints" / f"{dataset}-{what}.json"
+
+
+def cache_write_error(what: str, path: str | Path, exc: OSError) -> DataError:
+    """One-line :class:`DataError` for a cache file that cannot be written (full disk, read-only folder)."""
+    if exc.errno == errno.ENOSPC:
+        why = "the disk is full"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = "the folder is not writable"
+    else:
+        why = exc.strerror or type(exc).__name__
+    return DataError(CACHE_WRITE_FAILED.format(what=what, path=path, why=why))
 
 
 def cache_key(**parts: Any) -> str:
@@ -100,6 +184,8 @@ class H5ImageCache:
                     return f"of the wrong shape {f['images'].shape} (expected {(n, *self.image_shape)})"
                 if self.mask_shape is not None and ("masks" not in f or f["masks"].shape != (n, *self.mask_shape)):
                     return "missing its masks or of the wrong mask shape"
+                if not f["images"].fletcher32 or ("masks" in f and not f["masks"].fletcher32):
+                    return "without checksums (an older cache format)"
                 ids = f["sample_ids"].asstr()[...]
                 if list(ids) != list(self.sample_ids):
                     return "for different samples"
@@ -118,18 +204,30 @@ class H5ImageCache:
         return self.path
 
     def build(self) -> None:
-        """Decode every sample and write the cache atomically."""
+        """Decode every sample and write the cache atomically.
+
+        Raises:
+            DataError: the cache folder is not writable or the disk is full (one line).
+        """
+        try:
+            self._build()
+        except OSError as exc:
+            raise cache_write_error("HDF5 cache", self.path, exc) from None
+
+    def _build(self) -> None:
         n = len(self.sample_ids)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.stem + ".", suffix=".h5.tmp")
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            with h5py.File(tmp, "w") as f:
-                images = f.create_dataset("images", (n, *self.image_shape), np.uint8, chunks=(1, *self.image_shape))
+            with h5py.File(tmp, "w") as f:  # fletcher32: every chunk carries a checksum, checked on read
+                images = f.create_dataset("images", (n, *self.image_shape), np.uint8, chunks=(1, *self.image_shape),
+                                          fletcher32=True)
                 masks = None
                 if self.mask_shape is not None:
-                    masks = f.create_dataset("masks", (n, *self.mask_shape), np.uint8, chunks=(1, *self.mask_shape))
+                    masks = f.create_dataset("masks", (n, *self.mask_shape), np.uint8, chunks=(1, *self.mask_shape),
+                                             fletcher32=True)
                 f.create_dataset("sample_ids", data=np.asarray(self.sample_ids, dtype=object), dtype=h5py.string_dtype())
                 with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
                     for start in range(0, n, BUILD_BATCH):
@@ -141,7 +239,7 @@ class H5ImageCache:
                 f.attrs["key"] = self.key
                 f.attrs["format"] = CACHE_FORMAT_VERSION
                 f.attrs["complete"] = 1
-            tmp.chmod(0o644)  # mkstemp creates 0600; caches are shared like any output file
+            tmp.chmod(FILE_MODE)  # mkstemp creates 0600; caches are shared like any output file
             tmp.replace(self.path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -158,14 +256,22 @@ class H5ImageCache:
             if rows is None:
                 return images, masks
             return images[rows], None if masks is None else masks[rows]
-        path = self.ensure()
         keep = self.nbytes() <= self.memory_limit
-        try:
-            with h5py.File(path, "r") as f:
-                wanted = None if keep else rows
-                out = _take(f["images"], wanted), (_take(f["masks"], wanted) if "masks" in f else None)
-        except OSError as exc:
-            raise DataError(f"Cannot read HDF5 cache {path}: {exc}. Delete the file; it is rebuilt on next use.") from None
+        for attempt in range(2):
+            path = self.ensure()
+            try:
+                with h5py.File(path, "r") as f:
+                    wanted = None if keep else rows
+                    out = _take(f["images"], wanted), (_take(f["masks"], wanted) if "masks" in f else None)
+                break
+            except OSError as exc:  # e.g. a chunk whose checksum does not match: bytes changed on disk
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                if attempt:
+                    raise DataError(f"Cannot read HDF5 cache {path} ({reason}) even after rebuilding it. Delete "
+                                    "the file and check the disk.") from None
+                warnings.warn(f"HDF5 cache {path} is corrupt ({reason}); rebuilding it.", CacheRebuildWarning,
+                              stacklevel=2)
+                self.build()
         if not keep:
             return out
         self._memo = out

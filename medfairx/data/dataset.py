@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from medfairx.data.groupings import build_groupings
+from medfairx.data.cache import cache_write_error
+from medfairx.data.groupings import build_groupings, too_few_groups
 from medfairx.data.splits import SplitManifest, make_splits
 from medfairx.errors import ConfigError, DataError, UnknownNameError
 from medfairx.methods.base import TaskData
@@ -208,8 +209,8 @@ class FairDataset:
                 "outside": int(assigned.isna().sum()),
                 "dropped": dict(assigned.attrs.get("dropped", {})),
             }
-            if len(groups) < 2:
-                problems.append(f"grouping {g!r} has {len(groups)} group(s) after exclusions; it needs 2")
+            if (few := too_few_groups(g, len(groups))) is not None:
+                problems.append(few)
             for label, st in groups.items():
                 empty = [s for s, n in st["splits"].items() if n == 0]
                 if empty:
@@ -276,7 +277,10 @@ def assemble(
         if manifest_dir is not None:
             path = Path(manifest_dir) / f"{cfg.name}-{revision}-split-{splits.hash[:12]}.json"
             if not path.exists():
-                splits.save(path)
+                try:
+                    splits.save(path)
+                except OSError as exc:  # read-only cache folder, full disk
+                    raise cache_write_error("split manifest", path, exc) from None
     card = dataclasses.replace(card, revision=revision)
     return FairDataset(
         name=cfg.name,

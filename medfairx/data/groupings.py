@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,8 +27,28 @@ EXCLUDED_VALUES: frozenset[str] = frozenset({"", "unknown", "nan", "none"})
 """Raw categorical values that never form a group (case-insensitive)."""
 
 
+MIN_GROUPS = 2
+"""A grouping is usable (checked, planned, scored) only with at least this many groups."""
+TOO_FEW_GROUPS = "grouping {name!r} has {n} group(s) after exclusions; it needs {need}"
+
+
+UNMAPPED = ("{where}: column {column!r} has value(s) its `map` does not list: {values} ({n} sample(s)); they are "
+            "outside every group.{case} Add them to the grouping's `map` in datasets.yaml (map a value to null to "
+            "exclude it on purpose).")
+CASE_HINT = " Map keys are case-sensitive."
+
+
 class GroupSizeWarning(UserWarning):
     """Some groups were smaller than ``min_group_size`` and were excluded."""
+
+
+class UnmappedValueWarning(UserWarning):
+    """A categorical grouping met values its ``map`` does not list (they belong to no group)."""
+
+
+def too_few_groups(name: str, n_groups: int) -> str | None:
+    """The problem of a grouping left with fewer than :data:`MIN_GROUPS` groups, else ``None``."""
+    return TOO_FEW_GROUPS.format(name=name, n=n_groups, need=MIN_GROUPS) if n_groups < MIN_GROUPS else None
 
 
 def value_str(value: object) -> str | None:
@@ -71,8 +92,9 @@ class CategoricalRule(Rule):
     """Groups are column values, optionally renamed by ``mapping``.
 
     With a mapping, unmapped values (and values mapped to ``None``) are outside every group;
-    without one, :data:`EXCLUDED_VALUES` and missing values are. Categories follow the
-    mapping's order, else sorted values.
+    unmapped values other than :data:`EXCLUDED_VALUES` raise an :class:`UnmappedValueWarning`
+    naming them and their counts. Without one, :data:`EXCLUDED_VALUES` and missing values
+    are outside. Categories follow the mapping's order, else sorted values.
     """
 
     column: str = ""
@@ -82,12 +104,24 @@ class CategoricalRule(Rule):
         values = [value_str(v) for v in self._column(metadata, self.column)]
         if self.mapping is not None:
             table = dict(self.mapping)
+            self._warn_unmapped(values, table)
             labels = [table.get(v) if v is not None else None for v in values]
             cats = list(dict.fromkeys(v for _, v in self.mapping if v is not None))
         else:
             labels = [v if v is not None and v.lower() not in EXCLUDED_VALUES else None for v in values]
             cats = sorted({v for v in labels if v is not None})
         return pd.Series(pd.Categorical(labels, categories=cats), index=metadata.index, name=self.name)
+
+    def _warn_unmapped(self, values: list[str | None], table: dict[str, str | None]) -> None:
+        unmapped = Counter(v for v in values if v is not None and v not in table and v.lower() not in EXCLUDED_VALUES)
+        if not unmapped:
+            return
+        keys = {k.lower() for k in table}
+        shown = dict(sorted(unmapped.items(), key=lambda kv: (-kv[1], kv[0]))[:10])
+        more = f" and {len(unmapped) - len(shown)} more" if len(unmapped) > len(shown) else ""
+        case = CASE_HINT if any(v.lower() in keys for v in unmapped) else ""
+        warnings.warn(UNMAPPED.format(where=self._where(), column=self.column, values=f"{shown}{more}",
+                                      n=sum(unmapped.values()), case=case), UnmappedValueWarning, stacklevel=4)
 
 
 @dataclass(frozen=True)

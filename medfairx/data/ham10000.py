@@ -18,7 +18,7 @@ import pandas as pd
 from medfairx.config import DatasetConfig, LabelConfig
 from medfairx.data import imaging
 from medfairx.data.adapters import _loading
-from medfairx.data.cache import cache_key, file_fingerprints, file_sha256
+from medfairx.data.cache import cache_key, file_fingerprints, file_sha256, fingerprint_memo
 from medfairx.data.dataset import FairDataset
 from medfairx.data.labels import MissingImagesWarning, class_labels
 from medfairx.errors import DataError
@@ -124,12 +124,14 @@ def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     size = _loading.image_size(cfg, what="HAM10000 images")
     image_paths = [images_dir / f"{i}.jpg" for i in meta.index]
     mask_paths = [masks_dir / f"{i}_segmentation.png" for i in meta.index] if segmentation else None
-    # HAM10000's key predates the shared adapters' key; it is kept so existing caches stay valid.
+    # HAM10000's key predates the shared adapters' key (same parts, no options).
+    workers = int(opts["workers"])
     key = cache_key(
         adapter="ham10000",
         metadata=file_sha256(meta_path),
-        images=file_fingerprints(image_paths),
-        masks=file_fingerprints(mask_paths) if mask_paths else None,
+        images=file_fingerprints(image_paths, memo=fingerprint_memo(cache_dir, cfg.name, "images"), workers=workers),
+        masks=file_fingerprints(mask_paths, memo=fingerprint_memo(cache_dir, cfg.name, "masks"), workers=workers)
+        if mask_paths else None,
         size=size,
         resize=[imaging.IMAGE_RESAMPLE, imaging.MASK_RESAMPLE],
     )
@@ -143,7 +145,7 @@ def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
         image_paths=image_paths,
         mask_paths=mask_paths,
         cache_dir=cache_dir,
-        workers=int(opts["workers"]),
+        workers=workers,
         task=task,
         class_names=("background", "lesion") if segmentation else class_names,
         info={"source_rows": source_rows, "skipped_missing_images": skipped, "metadata_file": str(meta_path)},

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from medfairx.errors import ConfigError, DataError
+from medfairx.fileio import atomic_write_json
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_ALGORITHM = "patient-stratified-v1"
@@ -53,10 +54,7 @@ class SplitManifest:
     def save(self, path: str | Path) -> Path:
         """Write the manifest as JSON (atomically); return the path."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        tmp.replace(path)
+        atomic_write_json(path, self.to_dict(), indent=1, sort_keys=False)
         return path
 
     @classmethod

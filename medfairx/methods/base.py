@@ -19,8 +19,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from medfairx.errors import NOT_FITTED, NotFittedError
+from medfairx.errors import NOT_FITTED, NotFittedError, TrainingError
 from medfairx.specs import MethodTags, Task
+
+NON_FINITE_SCORES = (
+    "Method {method!r} returned {count} non-finite scores (NaN or inf) of {total} on split {split!r}; "
+    "the run is recorded as failed and not scored. Check its training log (a diverged loss?) and its predict_scores."
+)
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,9 @@ class RunContext:
     """Everything about a run that is not data: task, device, seed, backbone, recipe.
 
     ``history`` receives one dict per epoch from the trainer (validation metrics, and the
-    per-epoch predictions the runner needs for after-the-fact model selection).
+    per-epoch predictions the runner needs for after-the-fact model selection);
+    ``on_epoch``, when set, receives the same record without predictions (the runner
+    forwards it to the ``epoch_finished`` observer hook).
     """
 
     task: Task
@@ -127,6 +134,7 @@ class RunContext:
     history: list[dict[str, Any]] = field(default_factory=list)
     eval_sets: dict[str, TaskData] = field(default_factory=dict)
     progress: Callable[[str, int, int], None] | None = None
+    on_epoch: Callable[[dict[str, Any]], None] | None = None
 
     def child(self, **changes: Any) -> RunContext:
         """A copy for a sub-stage of a multi-stage method (own history list)."""
@@ -149,6 +157,8 @@ class Method:
     summary: ClassVar[str] = ""
     reference: ClassVar[str] = ""
     tags: ClassVar[MethodTags] = MethodTags()
+    #: hyper-parameter distributions ``medfairx bench --trials`` searches (see :class:`MethodSpec`)
+    search_space: ClassVar[dict[str, Any]] = {}
     #: False when the per-epoch predictions a method records are not the weights it would
     #: deploy at that epoch (e.g. SWAD averages weights); after-the-fact model selection
     #: then uses only the method's own final checkpoint.
@@ -162,6 +172,7 @@ class Method:
         super().__init_subclass__(**kwargs)
         if spec is not None:
             cls.name, cls.summary, cls.reference, cls.tags = spec.name, spec.summary, spec.reference, spec.tags
+            cls.search_space = dict(spec.search_space)
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -201,3 +212,22 @@ class Method:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+def count_non_finite(scores: Any) -> int:
+    """Number of NaN or infinite entries of a score array (0 when every score is finite)."""
+    arr = np.asarray(scores, dtype=np.float64)
+    return int(arr.size - np.count_nonzero(np.isfinite(arr)))
+
+
+def check_finite_scores(scores: Any, *, method: str, split: str) -> None:
+    """Raise :class:`TrainingError` if ``scores`` (probabilities or mask logits) has a NaN or inf.
+
+    Args:
+        scores: what ``predict_scores`` returned.
+        method: the method's name, for the message.
+        split: the split predicted, for the message.
+    """
+    bad = count_non_finite(scores)
+    if bad:
+        raise TrainingError(NON_FINITE_SCORES.format(method=method, count=bad, total=np.size(scores), split=split))

@@ -1,4 +1,4 @@
-"""CutMix (Yun et al., ICCV 2019) as a reusable batch transform (METHODS.md §1.6).
+"""CutMix (Yun et al., ICCV 2019) as a reusable batch transform (docs/methods.md §1.6).
 
 Any method can mix its batches: build a :class:`CutMix` once per fit (seeded from the run's
 seed), call it from the method's ``augment`` hook, and compute per-sample losses with
@@ -84,7 +84,7 @@ def _within_group_permutation(groups: np.ndarray, rng: np.random.Generator) -> n
 
 
 class CutMix:
-    """The CutMix batch transform (METHODS.md §1.6).
+    """The CutMix batch transform (docs/methods.md §1.6).
 
     With probability ``prob`` per batch: draw ``π`` and ``λ ~ Beta(β, β)``, paste
     ``x_π(i)[box]`` into ``x_i`` (and, for label maps, ``y_π(i)[box]`` into ``y_i``), and

@@ -1,4 +1,4 @@
-"""Knowledge-distillation primitives (FairDi eq. (3), METHODS.md §3; Hinton et al. 2015).
+"""Knowledge-distillation primitives (FairDi eq. (3), docs/methods.md §3; Hinton et al. 2015).
 
 * :func:`kl_divergence` — ``KL(p ‖ q) = Σ_k p_k·log(p_k/q_k)`` over the class axis with both
   distributions clamped to ``[eps, 1−eps]``; for two classes it equals the binary form
@@ -26,7 +26,7 @@ import torch
 from medfairx.errors import ConfigError
 
 KD_DIRECTIONS: tuple[str, ...] = ("paper", "hinton")
-#: Probabilities are clamped to ``[KL_EPS, 1 − KL_EPS]`` before logarithms (METHODS.md §3).
+#: Probabilities are clamped to ``[KL_EPS, 1 − KL_EPS]`` before logarithms (docs/methods.md §3).
 KL_EPS = 1e-7
 
 

@@ -1,4 +1,4 @@
-"""FEBS — Fair Error-Bound Scaling for segmentation (Tian et al., ICLR 2024; METHODS.md §2.2).
+"""FEBS — Fair Error-Bound Scaling for segmentation (Tian et al., ICLR 2024; docs/methods.md §2.2).
 
 Per batch:
 

@@ -1,4 +1,4 @@
-"""FIS — Fair Identity Scaling weights (FairVision, Luo et al. 2024; METHODS.md §2.1).
+"""FIS — Fair Identity Scaling weights (FairVision, Luo et al. 2024; docs/methods.md §2.1).
 
 The per-sample weight mixes an individual ("hard sample") and a group ("hard group") term,
 ``w_i = (1−c)·s^I_i + c·s^G_i``, and the loss is ``L_FIS = (1/n) Σ_i w_i·ℓ_i``. Two variants:

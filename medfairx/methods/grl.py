@@ -1,4 +1,4 @@
-"""Gradient reversal (Ganin et al., JMLR 2016) and the group adversary (METHODS.md §1.5).
+"""Gradient reversal (Ganin et al., JMLR 2016) and the group adversary (docs/methods.md §1.5).
 
 * :func:`grad_reverse` / :class:`GradientReversal` — identity in the forward pass, gradient
   multiplied by ``−λ`` in the backward pass.
@@ -84,7 +84,7 @@ def pool_features(t: torch.Tensor) -> torch.Tensor:
 
 
 def feature_module(model: nn.Module, task: str) -> nn.Module:
-    """The sub-module whose output is the representation ``z`` of METHODS.md §1.5.
+    """The sub-module whose output is the representation ``z`` of docs/methods.md §1.5.
 
     Classification: ``model.encoder`` (every :class:`~medfairx.methods.backbones.ClassifierNet`).
     Segmentation: the bottleneck of the UNet (``bottleneck`` of ``tiny_unet``, ``down_4`` of

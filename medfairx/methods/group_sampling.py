@@ -4,7 +4,7 @@
 the two group-aware pieces several methods share:
 
 * :func:`stratum_weights` — ``w_i = 1/N_{k(i)}`` for group / (group × label) / class strata,
-  the weights of MEDFAIR's group-balanced ``WeightedRandomSampler`` (METHODS.md §1.2). Feed
+  the weights of MEDFAIR's group-balanced ``WeightedRandomSampler`` (docs/methods.md §1.2). Feed
   them to :class:`~medfairx.methods.sampling.WeightedSampler`.
 * :class:`GroupBatchStream` — one endless, seeded, reshuffling stream of indices per group,
   the "endless per-group loaders" that FIS draws its extra group batches from (§2.1 b).
@@ -64,7 +64,7 @@ def stratum_codes(
 def stratum_weights(
     groups: np.ndarray | None, labels: np.ndarray | None, which: str = "group"
 ) -> np.ndarray:
-    """Sampling weights ``w_i = 1/N_{k(i)}`` (METHODS.md §1.2).
+    """Sampling weights ``w_i = 1/N_{k(i)}`` (docs/methods.md §1.2).
 
     Every stratum then has total weight 1, so a weighted sampler draws every stratum equally
     often in expectation.

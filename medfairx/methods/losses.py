@@ -1,6 +1,6 @@
 """Task losses and group-weighting primitives shared by every trainable method.
 
-Conventions (METHODS.md §0):
+Conventions (docs/methods.md §0):
 
 * **Classification** (binary included) uses ``C`` logits and softmax cross-entropy. For
   ``C = 2`` this equals BCE-with-logits on the logit difference ``z_1 - z_0``, so the one
@@ -43,7 +43,7 @@ def soft_dice_loss(
             soft targets.
         smooth: the smoothing constant ``s``.
         per_sample: ``True``: sums run over each image's pixels and the result is ``(N,)``
-            (the per-image loss of METHODS.md §0). ``False``: sums run over the whole batch,
+            (the per-image loss of docs/methods.md §0). ``False``: sums run over the whole batch,
             as FairSeg's ``DiceLoss`` does, and the result is a scalar.
 
     Returns:
@@ -65,7 +65,7 @@ def soft_dice_loss(
 
 
 def per_sample_loss(logits: torch.Tensor, target: torch.Tensor, task: str) -> torch.Tensor:
-    """The task loss of every sample, with gradient (METHODS.md §0).
+    """The task loss of every sample, with gradient (docs/methods.md §0).
 
     Args:
         logits: ``(N, C)`` (classification) or ``(N, C, *spatial)`` (segmentation).
@@ -123,7 +123,7 @@ def groupdro_update(
     eta: float,
     adjustment: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One exponentiated-gradient step on the GroupDRO weights (METHODS.md §1.3, steps 2-3).
+    """One exponentiated-gradient step on the GroupDRO weights (docs/methods.md §1.3, steps 2-3).
 
     ``q_g ← q_g · exp(η·(L_g + adj_g))`` then ``q ← q / Σq``; ``L_g`` is detached. An absent
     group (``L_g = 0``) keeps factor ``exp(η·adj_g)`` (1 when there is no adjustment).

@@ -1,4 +1,4 @@
-"""Optimal-transport distances between 1-D samples (losses), for FIS (METHODS.md §2.1).
+"""Optimal-transport distances between 1-D samples (losses), for FIS (docs/methods.md §2.1).
 
 The official FIS code measures group distances with geomloss'
 ``SamplesLoss("sinkhorn", p=2, blur=0.1)``: the debiased Sinkhorn divergence

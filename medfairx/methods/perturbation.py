@@ -1,6 +1,6 @@
 """Minimal adversarial perturbations: how far an input lies from a decision change.
 
-Used by SPARE (METHODS.md §5, stage 1) as a distance of a sample to a model's decision
+Used by SPARE (docs/methods.md §5, stage 1) as a distance of a sample to a model's decision
 boundary, in the model's (normalised) input space and with the model in eval mode:
 
 * **untargeted** — the smallest ``‖r‖₂`` with ``argmax f(x+r) ≠ ŷ`` (``ŷ = argmax f(x)``
@@ -10,7 +10,7 @@ boundary, in the model's (normalised) input space and with the model in eval mod
 
 Two solvers (``method=``):
 
-* ``"adam"`` (default, METHODS.md §5 reconstruction of SPARE §4.3.1):
+* ``"adam"`` (default, docs/methods.md §5 reconstruction of SPARE §4.3.1):
   ``min_r ‖r‖₂ + β·max(0, m(x+r))`` by Adam on ``r`` (lr 0.01, ≤ 100 steps, ``r₀ = 0``) with
   the margin ``m = z_ŷ − max_{j≠ŷ} z_j`` (untargeted) or ``m = max_{j≠t} z_j − z_t``
   (targeted). The distance is ``‖r‖₂`` at the first step where the decision has changed;

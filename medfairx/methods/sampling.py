@@ -45,7 +45,7 @@ class WeightedSampler:
     """Draw ``num_samples`` positions with replacement, proportionally to ``weights``.
 
     The numpy counterpart of ``torch.utils.data.WeightedRandomSampler(w, num_samples,
-    replacement=True, generator=seeded)``; resampling baselines (METHODS.md §1.2) use it.
+    replacement=True, generator=seeded)``; resampling baselines (docs/methods.md §1.2) use it.
 
     Args:
         weights: ``(N,)`` non-negative sample weights (not necessarily normalised).

@@ -1,4 +1,4 @@
-"""SWAD pieces (Cha et al., NeurIPS 2021; METHODS.md §1.4): segment averages, LossValley,
+"""SWAD pieces (Cha et al., NeurIPS 2021; docs/methods.md §1.4): segment averages, LossValley,
 and BatchNorm recalibration.
 
 * :class:`SegmentAverage` — the running average ``θ̄ ← θ̄ + (θ_t − θ̄)/(m+1)`` of the
@@ -23,7 +23,7 @@ LossValley, with segments ``s_1, s_2, …`` and scores ``v_1, v_2, …``:
 
 This is the rule the reference ``LossValley`` implements, without two index slips of the
 code (which can add the convergence segment twice and skips the first earlier segment of
-the tolerance run); see METHODS.md §1.4 pitfalls.
+the tolerance run; docs/methods.md §1.4).
 """
 
 from __future__ import annotations

@@ -593,6 +593,8 @@ def train_model(
         ctx.log(_format_epoch(name, rec, recipe.epochs))
         if ctx.progress is not None:
             ctx.progress(stage, epoch, recipe.epochs)
+        if ctx.on_epoch is not None:
+            ctx.on_epoch({k: v for k, v in rec.items() if k != "predictions"})
         if on_epoch_end is not None:
             on_epoch_end(epoch, ctx)
         if recipe.patience and recipe.patience > 0 and since_best >= recipe.patience:

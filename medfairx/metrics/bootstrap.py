@@ -4,9 +4,11 @@ Resampling is with replacement *within each stratum* (group x label for classifi
 group for segmentation), so every replicate keeps each group's size (and class counts).
 Replicate ``b`` draws from its own generator ``default_rng(SeedSequence(seed).spawn(B)[b])``,
 so results do not depend on how replicates are chunked, and :meth:`StratifiedBootstrap.indices`
-can rebuild any replicate explicitly. Replicates become columns of multiplicity counts, and
-the :class:`~medfairx.metrics.engine.Engine` computes all metrics of a chunk of replicates
-from the same counts (paired), without re-sorting.
+can rebuild any replicate explicitly. A chunk of replicates is handed to the
+:class:`~medfairx.metrics.engine.Engine` as its within-stratum draws
+(:class:`~medfairx.metrics.engine.Draws`): AUC counts them straight into each subset's
+score order, sorted once; every other measure uses their multiplicity counts. All metrics
+of a chunk come from the same draws (paired), without re-sorting.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pandas as pd
 
 from medfairx.errors import ConfigError
 from medfairx.metrics.catalogue import MetricDef
-from medfairx.metrics.engine import Engine, Problem, warn_undefined
+from medfairx.metrics.engine import Draws, Engine, Problem, warn_undefined
 
 DEFAULT_N_BOOT = 1000
 DEFAULT_CI = 0.95
@@ -59,18 +61,18 @@ class StratifiedBootstrap:
         parts = [m[r] for m, r in self._draws(b)]
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
+    def draws(self, start: int, stop: int) -> Draws:
+        """Replicates ``start..stop-1`` as within-stratum draws (counts via ``.dense()``)."""
+        return Draws(self.n, self.members, [[r for _, r in self._draws(b)] for b in range(start, stop)])
+
     def counts(self, start: int, stop: int) -> np.ndarray:
         """Multiplicity counts of replicates ``start..stop-1``: ``(n, stop - start)``."""
-        out = np.zeros((stop - start, self.n))
-        for i, b in enumerate(range(start, stop)):
-            for m, r in self._draws(b):
-                out[i, m] = np.bincount(r, minlength=m.size)
-        return np.ascontiguousarray(out.T)
+        return self.draws(start, stop).dense()
 
-    def chunks(self, chunk: int) -> Iterator[np.ndarray]:
-        """Count matrices of at most ``chunk`` replicates each."""
+    def chunks(self, chunk: int) -> Iterator[Draws]:
+        """Draws of at most ``chunk`` replicates each."""
         for start in range(0, self.n_boot, chunk):
-            yield self.counts(start, min(start + chunk, self.n_boot))
+            yield self.draws(start, min(start + chunk, self.n_boot))
 
 
 @dataclass

@@ -154,7 +154,7 @@ def _build() -> tuple[MetricDef, ...]:
         _base("fail_rate", SEG, "performance", False, "fail:dice", "share of samples with Dice < 0.5"),
         _base("hidden_failure_gap", SEG, "hidden_failure", False, "hidden_gap:dice", "Dice - TailDice(0.1)"),
     ]
-    # spatial errors (METHODS §7, §8.2), in pixels/voxels; NaN samples are left out of the means
+    # spatial errors (docs/methods.md §7, §8.2), in pixels/voxels; NaN samples are left out of the means
     defs += _group_family("hd95", SEG, "mean:hd95", "HD95 in px (samples with exactly one empty mask left out)",
                           False, "performance")
     defs += _group_family("nsd", SEG, "mean:nsd", "NSD at tau = 2 px", True, "performance")

@@ -8,6 +8,9 @@ scores are sorted once per group, and AUC is the Mann-Whitney statistic over tie
 (``AUC = sum_k P_k (N_<k + N_k/2) / (P N)``) evaluated with cumulative sums of the
 weights in that fixed order. Tail means and percentiles use cumulative counts in the
 same way. Measures return ``(B, 1 + G)`` arrays: column 0 overall, then one per group.
+Bootstrap replicates may instead come as :class:`Draws` (their within-stratum draws): AUC
+then counts the draws straight into one shared sorted layout and works in exact integer
+arithmetic (the same values, bit for bit); every other measure uses their dense counts.
 """
 
 from __future__ import annotations
@@ -27,11 +30,15 @@ from medfairx.metrics.groups import encode_groups
 ALPHA = 0.1
 ECE_BINS = 15
 FAIL_BELOW = 0.5
+#: A between-group summary is defined only when at least this many groups have a defined value.
+MIN_DEFINED_GROUPS = 2
 UNKNOWN_MEASURE = "Unknown measure {measure!r} for task {task!r}."
 UNKNOWN_TRANSFORM = "Unknown metric transform {transform!r}."
 NEEDS_LABELS = "Metric {name!r} needs y_true (labels); got None."
-SINGLE_CLASS = "{what} undefined (single class) for group(s) {groups}; set to NaN and excluded from min/gap."
-NO_VALUES = "{what} undefined for group(s) {groups} (no sample with a defined value); set to NaN and excluded from min/gap."
+SINGLE_CLASS = ("{what} undefined (single class) for group(s) {groups}; set to NaN and left out of its worst-group / gap "
+                "summaries, which are undefined (NaN) when fewer than two groups remain.")
+NO_VALUES = ("{what} undefined for group(s) {groups} (no sample with a defined value); set to NaN and left out of its "
+             "worst-group / gap summaries, which are undefined (NaN) when fewer than two groups remain.")
 MISSING_COLUMN = ("No per-sample column {col!r} (have {have}); predictions stored before it existed lack it: "
                   "re-run, or leave out the metrics that need it.")
 MULTICLASS_THRESHOLD = "Thresholded measure {measure!r} is defined for binary tasks only; got {k} classes."
@@ -133,6 +140,63 @@ def _nan_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
+def _columns(at: np.ndarray) -> np.ndarray | slice:
+    """``at`` as a slice when it is one contiguous increasing range (a view instead of a copy)."""
+    if at.size and at[-1] - at[0] + 1 == at.size and (np.diff(at) == 1).all():
+        return slice(int(at[0]), int(at[-1]) + 1)
+    return at
+
+
+class Draws:
+    """Bootstrap replicates as within-stratum draws, with their dense counts on demand.
+
+    Replicate ``i`` draws, for stratum ``s``, the positions ``picks[i][s]`` (``m_s`` of
+    them, into ``members[s]``). AUC reads these draws in each subset's sorted score order
+    directly; every other measure uses :meth:`dense`, the ``(n, k)`` multiplicity counts.
+
+    Args:
+        n: samples.
+        members: per stratum, its sample positions.
+        picks: per replicate, per stratum, its ``m_s`` positions within the stratum.
+    """
+
+    def __init__(self, n: int, members: list[np.ndarray], picks: list[list[np.ndarray]]) -> None:
+        self.n, self.members, self.picks = n, members, picks
+        self.k = len(picks)
+        self._dense: np.ndarray | None = None
+        self._ranked: list[tuple[np.ndarray, np.ndarray]] = []
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.n, self.k
+
+    def counts_in(self, rank: np.ndarray) -> np.ndarray:
+        """Integer counts ``(k, n)`` with sample ``i`` in column ``rank[i]`` (cached per ``rank``)."""
+        for r, counts in self._ranked:
+            if r is rank:
+                return counts
+        tables = [rank[m] for m in self.members]
+        stops = np.cumsum([m.size for m in self.members])
+        cols = np.empty((self.k, self.n), np.int64)
+        for i, row in enumerate(self.picks):
+            for table, r, stop in zip(tables, row, stops):
+                np.take(table, r, out=cols[i, stop - r.size:stop])
+        cols += np.arange(self.k)[:, None] * self.n
+        counts = np.bincount(cols.ravel(), minlength=self.k * self.n).reshape(self.k, self.n)
+        self._ranked.append((rank, counts))
+        return counts
+
+    def dense(self) -> np.ndarray:
+        """Multiplicity counts ``(n, k)``: how often each sample appears in each replicate."""
+        if self._dense is None:
+            out = np.zeros((self.k, self.n))
+            for i, row in enumerate(self.picks):
+                for m, r in zip(self.members, row):
+                    out[i, m] = np.bincount(r, minlength=m.size)
+            self._dense = np.ascontiguousarray(out.T)
+        return self._dense
+
+
 class _AucRanker:
     """Weighted binary AUC of one subset, sorted once.
 
@@ -142,18 +206,28 @@ class _AucRanker:
     score (the two coincide without ties): the Mann-Whitney statistic with ties = 1/2.
     """
 
-    def __init__(self, idx: np.ndarray, score: np.ndarray, positive: np.ndarray) -> None:
-        order = idx[np.argsort(score[idx], kind="mergesort")]
+    def __init__(self, idx: np.ndarray, score: np.ndarray, positive: np.ndarray,
+                 order: np.ndarray | None = None) -> None:
+        """``order``: ``idx`` already sorted by score (stable), e.g. filtered from the overall order."""
+        if order is None:
+            order = idx[np.argsort(score[idx], kind="mergesort")]
         s, pos = score[order], positive[order].astype(bool)
         self.pos_idx, self.neg_idx = order[pos], order[~pos]
         neg_scores = s[~pos]
         self.below = np.searchsorted(neg_scores, s[pos], side="left")
         self.at_or_below = np.searchsorted(neg_scores, s[pos], side="right")
         self.ties = bool((self.below != self.at_or_below).any())
+        #: position of every sample in the overall score order (set by the engine).
+        self.rank: np.ndarray | None = None
+        self._at: tuple[np.ndarray | slice, np.ndarray | slice] | None = None
 
-    def __call__(self, W: np.ndarray) -> np.ndarray:
+    def __call__(self, W: np.ndarray | Draws) -> np.ndarray:
         if self.pos_idx.size == 0 or self.neg_idx.size == 0:
             return np.full(W.shape[1], np.nan)
+        if isinstance(W, Draws):
+            if self.rank is not None:
+                return self._from_draws(W)
+            W = W.dense()
         cum = np.zeros((self.neg_idx.size + 1, W.shape[1]))
         np.cumsum(W[self.neg_idx], axis=0, out=cum[1:])
         wp = W[self.pos_idx]
@@ -162,6 +236,30 @@ class _AucRanker:
             below = 0.5 * (below + cum[self.at_or_below])
         num = np.einsum("ij,ij->j", wp, below)
         return _nan_div(num, wp.sum(axis=0) * cum[-1])
+
+
+    def _from_draws(self, D: Draws) -> np.ndarray:
+        """The same AUCs from within-stratum draws, in exact integer arithmetic.
+
+        The draws are counted once into a layout shared by all subsets
+        (:meth:`Draws.counts_in`): by group, negatives then positives, each by score. A
+        group's negatives and positives are then contiguous, sorted column ranges; the
+        overall subset gathers its negatives into score order once. The cumulative
+        negative counts are read at each positive's ``below`` position.
+        """
+        if self._at is None:
+            self._at = (_columns(np.take(self.rank, self.neg_idx)), _columns(np.take(self.rank, self.pos_idx)))
+        neg_at, pos_at = self._at
+        counts = D.counts_in(self.rank)
+        neg = counts[:, neg_at] if isinstance(neg_at, slice) else np.take(counts, neg_at, axis=1)
+        cum = np.zeros((D.k, neg.shape[1] + 1), np.int64)
+        np.cumsum(neg, axis=1, out=cum[:, 1:])
+        wp = counts[:, pos_at] if isinstance(pos_at, slice) else np.take(counts, pos_at, axis=1)
+        below = np.take(cum, self.below, axis=1)
+        if self.ties:
+            below += np.take(cum, self.at_or_below, axis=1)
+        num = np.einsum("ij,ij->i", wp, below).astype(np.float64) * (0.5 if self.ties else 1.0)
+        return _nan_div(num, wp.sum(axis=1).astype(np.float64) * cum[:, -1].astype(np.float64))
 
 
 class _Ordered:
@@ -246,7 +344,21 @@ class Engine:
                 cols = [(s, y == 1)]
             else:
                 cols = [(s[:, k], y == k) for k in range(self.p.num_classes)]
-            self._cache["rankers"] = [[_AucRanker(idx, sc, pos) for sc, pos in cols] for idx in self._subsets]
+            rankers: list[list[_AucRanker]] = [[] for _ in self._subsets]
+            for sc, pos in cols:
+                # sorted once: a subset's stable score order is the overall one filtered to it
+                overall = np.argsort(sc, kind="mergesort")
+                # layout of the draws' counts: by group, negatives then positives, by score, so
+                # every group's negatives and positives are contiguous, already sorted columns
+                key = 2 * self.p.codes + pos
+                rank = np.empty(self.p.n, np.int64)
+                rank[overall[np.argsort(key[overall], kind="stable")]] = np.arange(self.p.n)
+                for row, idx in zip(rankers, self._subsets):
+                    inside = np.zeros(self.p.n, bool)
+                    inside[idx] = True
+                    row.append(_AucRanker(idx, sc, pos, order=overall[inside[overall]]))
+                    row[-1].rank = rank
+            self._cache["rankers"] = rankers
         return self._cache["rankers"]
 
     def _ordered(self, col: str, *, worst_is_low: bool) -> list[_Ordered]:
@@ -277,12 +389,14 @@ class Engine:
 
     # -- measures ----------------------------------------------------------------------
 
-    def measure(self, measure: str, W: np.ndarray) -> np.ndarray:
-        """One measure for every column of ``W``: ``(B, 1 + G)``."""
+    def measure(self, measure: str, W: np.ndarray | Draws) -> np.ndarray:
+        """One measure for every column of ``W`` (weights, or :class:`Draws`): ``(B, 1 + G)``."""
         op, _, col = measure.partition(":")
         fn = self._SEG.get(op) if col else self._CLS.get(op)
         if fn is None:
             raise ConfigError(UNKNOWN_MEASURE.format(measure=measure, task=self.p.task))
+        if isinstance(W, Draws) and fn is not Engine._auc:
+            W = W.dense()
         return fn(self, W, col) if col else fn(self, W)
 
     def _auc(self, W: np.ndarray) -> np.ndarray:
@@ -426,10 +540,21 @@ def _groups(a: np.ndarray) -> np.ndarray:
     return a[:, 1:]
 
 
+def _between_defined(g: np.ndarray) -> np.ndarray:
+    """Per row: whether at least :data:`MIN_DEFINED_GROUPS` groups have a defined (non-NaN) value."""
+    return (~np.isnan(g)).sum(axis=1) >= MIN_DEFINED_GROUPS
+
+
 def _nanreduce(fn: Callable[..., np.ndarray], g: np.ndarray) -> np.ndarray:
+    """``fn`` over the defined groups of each row; NaN where fewer than two groups are defined.
+
+    Every summary (worst group, gap, ratio, equity-scaled score) compares groups, so one
+    defined group is not "no gap": it is no comparison, and the summary is undefined.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return fn(g, axis=1)
+        out = fn(g, axis=1)
+    return np.where(_between_defined(g), out, np.nan)
 
 
 def _gap(a: np.ndarray) -> np.ndarray:
@@ -440,7 +565,6 @@ def _gap(a: np.ndarray) -> np.ndarray:
 def _es(a: np.ndarray, reducer: Callable[..., np.ndarray]) -> np.ndarray:
     o, g = a[:, 0], _groups(a)
     dev = _nanreduce(reducer, np.abs(o[:, None] - g))
-    dev = np.where(np.isnan(g).all(axis=1), np.nan, dev)
     return o / (1.0 + dev)
 
 
@@ -478,6 +602,71 @@ def warn_undefined(defs: list[MetricDef], point: dict[str, np.ndarray], names: t
                 warnings.warn(why.format(what=d.name, groups=bad), RuntimeWarning, stacklevel=3)
 
 
+#: Why a measure is undefined for a subset (overall or one group), by measure operation.
+UNDEFINED_WHY: dict[str, str] = {
+    "auc": "test labels all of one class",
+    "tpr": "no positive test sample",
+    "fnr": "no positive test sample",
+    "fpr": "no negative test sample",
+    "f1": "no positive and no predicted positive",
+}
+NO_DEFINED_SAMPLE = "no test sample with a defined {col}"
+UNDEFINED_NOTE = "undefined: {why}"
+TOO_FEW_GROUPS = "fewer than two groups with a defined {measure}"
+LEFT_OUT_NOTE = "computed over the defined groups; left out: {groups}"
+
+
+def _why(measure: str) -> str:
+    op, _, col = measure.partition(":")
+    return NO_DEFINED_SAMPLE.format(col=col) if col else UNDEFINED_WHY.get(op, "undefined value")
+
+
+def undefined_notes(problem: Problem, defs: list[MetricDef], point: dict[str, np.ndarray]) -> dict[tuple[str, str], str]:
+    """A reason for every undefined value, and the groups a defined summary left out.
+
+    Args:
+        problem: the per-sample inputs the point values were computed on.
+        defs: the metric definitions.
+        point: point values (``(1 + G,)`` for base metrics, scalars for summaries).
+
+    Returns:
+        ``(metric, group) -> note``, with ``group`` ``""`` for overall and summary rows;
+        rows without a note are absent.
+    """
+    names, notes = problem.names, {}
+    engine, ones = Engine(problem), np.ones((problem.n, 1))
+    measured: dict[str, np.ndarray] = {}
+    for d in defs:
+        v = np.atleast_1d(np.asarray(point[d.name], dtype=np.float64))
+        if d.transform is None:
+            counts = problem.counts()
+            for j in np.flatnonzero(np.isnan(v)):
+                why = "no test sample" if counts[j] == 0 else _why(d.measures[0])
+                notes[(d.name, "" if j == 0 else names[j - 1])] = UNDEFINED_NOTE.format(why=why)
+            continue
+        left_out: dict[str, str] = {}
+        too_few = []
+        for m in d.measures:
+            if m not in measured:
+                measured[m] = engine.measure(m, ones)[0]
+            groups = measured[m][1:]
+            for g in np.flatnonzero(np.isnan(groups)):
+                left_out.setdefault(names[g], _why(m))
+            if (~np.isnan(groups)).sum() < MIN_DEFINED_GROUPS:
+                too_few.append(m.partition(":")[2] or m)
+        detail = "; ".join(f"{g}: {w}" for g, w in left_out.items())
+        if np.isnan(v[0]):
+            if too_few:
+                why = TOO_FEW_GROUPS.format(measure=", ".join(too_few))
+                why += f" (of {len(names)} group(s){'; ' + detail if detail else ''})"
+            else:
+                why = f"{', '.join(d.measures)} undefined overall"
+            notes[(d.name, "")] = UNDEFINED_NOTE.format(why=why)
+        elif left_out:
+            notes[(d.name, "")] = LEFT_OUT_NOTE.format(groups=detail)
+    return notes
+
+
 def resolve_defs(names: list[str] | None, task: str, *, num_classes: int = 2) -> list[MetricDef]:
     """Built-in definitions by name (default: all of ``task``; thresholded ones need binary)."""
     if names is None:
@@ -488,4 +677,5 @@ def resolve_defs(names: list[str] | None, task: str, *, num_classes: int = 2) ->
     return [BY_NAME[n] for n in names]
 
 
-__all__ = ["ALPHA", "CLS", "ECE_BINS", "SEG", "Engine", "Problem", "apply_transform", "resolve_defs"]
+__all__ = ["ALPHA", "CLS", "Draws", "ECE_BINS", "MIN_DEFINED_GROUPS", "SEG", "Engine", "Problem", "apply_transform", "resolve_defs",
+           "undefined_notes"]

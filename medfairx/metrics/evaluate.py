@@ -11,6 +11,7 @@ so two runs on the same test set share their resamples: CIs are paired across me
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +21,22 @@ import pandas as pd
 from medfairx.errors import ConfigError
 from medfairx.metrics.bootstrap import DEFAULT_N_BOOT, StratifiedBootstrap, bootstrap
 from medfairx.metrics.catalogue import BY_NAME, CLS, MetricDef
-from medfairx.metrics.engine import Problem, resolve_defs
+from medfairx.metrics.delong import delong_intervals
+from medfairx.metrics.engine import UNDEFINED_NOTE, Problem, resolve_defs, undefined_notes
 from medfairx.metrics.functions import EngineMetric
-from medfairx.metrics.store import GROUP_PREFIX, StoredRun, iter_runs, problem_from_frame, scores_of
+from medfairx.metrics.store import (
+    GROUP_PREFIX, UNREADABLE_TYPE, StoredRun, UnreadableRunError, iter_runs, problem_from_frame, scores_of,
+)
 from medfairx.metrics.thresholds import DEFAULT_POLICY, choose_threshold, parse_policy
+from medfairx.runner.store import StoreFileWarning
 
 RESULT_COLUMNS = [
     "suite", "dataset", "grouping", "method", "seed", "strategy", "metric", "scope", "group", "value",
-    "ci_low", "ci_high", "n", "prevalence", "higher_is_better", "kind", "task", "threshold",
+    "ci_low", "ci_high", "n", "prevalence", "higher_is_better", "kind", "task", "threshold", "note",
+    "delong_low", "delong_high",
 ]
 SCORE_COLUMNS = ["metric", "scope", "group", "value", "ci_low", "ci_high", "n", "prevalence", "higher_is_better",
-                 "kind"]
+                 "kind", "note", "delong_low", "delong_high"]
 FAILURE_COLUMNS = ["suite", "run_id", "method", "dataset", "grouping", "seed", "error_type", "error_message"]
 AGG_KEYS = ["suite", "dataset", "grouping", "method", "strategy", "metric", "scope", "group"]
 NO_VAL = "{run}: no validation rows; threshold falls back to 0.5."
@@ -38,30 +44,45 @@ MISSING_GROUP_COLUMN = "{run}: predictions have no column {column!r} for groupin
 UNKNOWN_STRATEGY_TASK = "Selection strategy {name!r} is not callable."
 
 
-def _strategy(name: str) -> Any:
-    from medfairx.selection import STRATEGIES
-
-    if name in STRATEGIES:
-        return STRATEGIES[name]
+def _registry(kind: str) -> Any:
     from medfairx.plugins import get_host
 
-    return get_host().registry("selection_strategies").get(name).load()
+    return get_host().registry(kind)
+
+
+def _strategy(name: str) -> Any:
+    return _registry("selection_strategies").get(name).load()
 
 
 def _plugin_metric(name: str) -> Any:
-    from medfairx.plugins import get_host
+    return _registry("metrics").get(name)
 
-    return get_host().registry("metrics").get(name)
+
+def registered_strategies() -> list[str]:
+    """Every registered selection strategy: the built-in ones in their usual order, then the others by name."""
+    from medfairx.selection import STRATEGIES
+
+    order = list(STRATEGIES)
+    return sorted(_registry("selection_strategies").names(), key=lambda n: (order.index(n) if n in order else len(order), n))
+
+
+def registered_metrics() -> list[str]:
+    """Every registered metric: the built-in ones in catalogue order, then the others by name."""
+    order = list(BY_NAME)
+    return sorted(_registry("metrics").names(), key=lambda n: (order.index(n) if n in order else len(order), n))
 
 
 def _split_metrics(names: list[str] | None, task: str, num_classes: int) -> tuple[list[MetricDef], list[Any]]:
-    """Built-in definitions (fast path) and plugin MetricSpecs (explicit resampling) of ``task``."""
-    if names is None:
-        return resolve_defs(None, task, num_classes=num_classes), []
+    """Built-in definitions (fast path) and plugin MetricSpecs (explicit resampling) of ``task``.
+
+    ``names=None`` takes every registered metric. A built-in metric is used only where it
+    applies to ``num_classes`` (thresholded metrics need a binary task).
+    """
+    applies = {d.name for d in resolve_defs(None, task, num_classes=num_classes)}
     builtin, plugin = [], []
-    for name in names:
+    for name in registered_metrics() if names is None else names:
         if name in BY_NAME:
-            if BY_NAME[name].task == task:
+            if name in applies:
                 builtin.append(BY_NAME[name])
             continue
         spec = _plugin_metric(name)
@@ -101,8 +122,20 @@ def _plugin_rows(spec: Any, test: pd.DataFrame, task: str, column: str, threshol
     sampler = StratifiedBootstrap(problem.strata(), n_boot, seed)
     reps = np.array([call(sampler.indices(b)) for b in range(n_boot)])
     lo, hi = (np.nanpercentile(reps, [(1 - ci) / 2 * 100, (1 + ci) / 2 * 100]) if n_boot else (np.nan, np.nan))
+    note = UNDEFINED_NOTE.format(why=f"metric {spec.name!r} returned NaN") if np.isnan(value) else ""
     return dict(metric=spec.name, scope="summary", group="", value=value, ci_low=lo, ci_high=hi, n=problem.n,
-                prevalence=problem.prevalence()[0], higher_is_better=spec.higher_is_better, kind=spec.kind)
+                prevalence=problem.prevalence()[0], higher_is_better=spec.higher_is_better, kind=spec.kind, note=note)
+
+
+def _add_delong(rows: pd.DataFrame, problem: Problem) -> None:
+    """DeLong 95% intervals on the binary AUC rows (overall, groups, gap); NaN on every other row."""
+    rows["delong_low"] = rows["delong_high"] = np.nan
+    if problem.task != CLS or problem.y is None or problem.num_classes != 2:
+        return
+    cis = delong_intervals(problem.y, problem.scores, problem.codes, problem.names)
+    for i, (m, g) in enumerate(zip(rows["metric"], rows["group"])):
+        if (m, g) in cis:
+            rows.iloc[i, rows.columns.get_indexer(["delong_low", "delong_high"])] = cis[(m, g)]
 
 
 def score_predictions(
@@ -120,7 +153,10 @@ def score_predictions(
 
     Returns:
         Rows with metric, scope, group, value, ci_low, ci_high, n, prevalence,
-        higher_is_better, kind, task, threshold.
+        higher_is_better, kind, note, delong_low, delong_high, task, threshold. ``note`` gives
+        the reason of every undefined (NaN) value, and the groups a defined summary was
+        computed without; ``delong_low`` / ``delong_high`` are the DeLong 95% interval of
+        binary AUC rows (overall, group, ``auc_gap``) and NaN elsewhere.
     """
     column = GROUP_PREFIX + grouping
     val = frame[frame["split"] == "val"]
@@ -145,17 +181,31 @@ def score_predictions(
         rows = res.to_frame()
         rows["higher_is_better"] = rows["metric"].map(lambda m: BY_NAME[m].higher_is_better)
         rows["kind"] = rows["metric"].map(lambda m: BY_NAME[m].kind)
+        notes = undefined_notes(problem, builtin, res.point)
+        rows["note"] = [notes.get((m, g), "") for m, g in zip(rows["metric"], rows["group"])]
+        _add_delong(rows, problem)
         parts.append(rows)
     if plugin:
         parts.append(pd.DataFrame([_plugin_rows(s, test, task, column, threshold, n_boot, seed) for s in plugin]))
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SCORE_COLUMNS)
+    for col in ("delong_low", "delong_high"):  # plugin-only tables have no AUC rows
+        if col not in out.columns:
+            out[col] = np.nan
+    out.loc[out["value"].isna(), ["ci_low", "ci_high"]] = np.nan  # an undefined value has no interval
     out["task"] = task
     out["threshold"] = threshold
     return out
 
 
+def _runs(source: Path | str | Iterable[StoredRun]) -> Iterator[StoredRun]:
+    """The runs of a store folder (:func:`iter_runs`), or the given runs (several stores, bundles)."""
+    if isinstance(source, (str, Path)):
+        return iter_runs(Path(source))
+    return iter(source)
+
+
 def evaluate_runs(
-    runs_dir: Path,
+    runs_dir: Path | Iterable[StoredRun],
     *,
     metrics: list[str] | None = None,
     n_boot: int = DEFAULT_N_BOOT,
@@ -166,30 +216,34 @@ def evaluate_runs(
     """The long results table of every successful run under ``runs_dir``.
 
     Args:
-        runs_dir: the store root (``runs/``) or a suite folder; every ``run.json`` below counts.
-        metrics: metric names (built-in or plugin); ``None`` = every built-in metric of the task.
+        runs_dir: the store root (``runs/``) or a suite folder (every ``run.json`` below counts), or
+            the runs themselves (several stores merged, submitted bundles).
+        metrics: metric names (built-in or plugin); ``None`` = every registered metric of the task.
         n_boot: bootstrap replicates per (run, strategy, grouping).
         seed: bootstrap seed.
         threshold_policy: how thresholds are chosen on validation (see
             :mod:`medfairx.metrics.thresholds`).
-        strategies: selection strategies; ``None`` = overall, worst_group, pareto, dto, final.
-            Without ``epochs.parquet`` every strategy scores the final checkpoint.
+        strategies: selection strategies; ``None`` = every registered strategy
+            (:func:`registered_strategies`). Without ``epochs.parquet`` every strategy scores
+            the final checkpoint.
 
     Returns:
         One row per value, columns :data:`RESULT_COLUMNS`.
     """
-    from medfairx.selection import STRATEGIES
-
     parse_policy(threshold_policy)
-    names = list(STRATEGIES) if strategies is None else list(strategies)
+    names = registered_strategies() if strategies is None else list(strategies)
     fns = {n: _strategy(n) for n in names}
     for n, fn in fns.items():
         if not callable(fn):
             raise ConfigError(UNKNOWN_STRATEGY_TASK.format(name=n))
     tables = []
-    for run in iter_runs(Path(runs_dir)):
+    for run in _runs(runs_dir):
         if run.ok:
-            table = _evaluate_run(run, fns, metrics, n_boot, seed, threshold_policy)
+            try:
+                table = _evaluate_run(run, fns, metrics, n_boot, seed, threshold_policy)
+            except UnreadableRunError as exc:  # listed by collect_failures; the other runs still count
+                warnings.warn(str(exc), StoreFileWarning, stacklevel=2)
+                continue
             if not table.empty:  # e.g. no requested metric applies to this run's task or columns
                 tables.append(table)
     if not tables:
@@ -234,14 +288,20 @@ def _evaluate_run(run: StoredRun, fns: dict[str, Any], metrics: list[str] | None
     return table
 
 
-def collect_failures(runs_dir: Path) -> pd.DataFrame:
-    """Runs whose status is not ``ok``: who failed, and the error type and message."""
+def collect_failures(runs_dir: Path | Iterable[StoredRun]) -> pd.DataFrame:
+    """Runs whose status is not ``ok``, and finished runs whose tables cannot be read (``UnreadableRun``).
+
+    Who failed, and the error type and message.
+    """
     rows = []
-    for run in iter_runs(Path(runs_dir)):
-        if run.ok:
-            continue
+    for run in _runs(runs_dir):
         rec = run.record
         err = rec.get("error") or {}
+        if run.ok:
+            problem = run.unreadable()
+            if problem is None:
+                continue
+            err = {"type": UNREADABLE_TYPE, "message": problem}
         rows.append(dict(suite=rec.get("suite"), run_id=rec.get("run_id", run.path.name), method=rec.get("method"),
                          dataset=rec.get("dataset"), grouping=rec.get("train_grouping"), seed=rec.get("seed"),
                          error_type=err.get("type"), error_message=err.get("message")))

@@ -36,9 +36,17 @@ def encode_groups(sensitive_features: Any, n: int | None = None) -> tuple[np.nda
     if n is not None and len(values) != n:
         raise ConfigError(LENGTH_MISMATCH.format(name="sensitive_features", got=len(values), n=n))
     missing = pd.isna(values)
-    labels = np.array([str(v) for v in values[~missing]], dtype=object)
-    uniq, inverse = np.unique(labels.astype(str), return_inverse=True)
+    present = values[~missing]
     codes = np.full(len(values), -1, dtype=np.int64)
+    if pd.api.types.infer_dtype(present, skipna=False) == "string":
+        # labels are already strings: hash them once, then order the few distinct ones
+        inverse, uniq = pd.factorize(present)
+        names = tuple(sorted(str(u) for u in uniq))
+        position = {name: i for i, name in enumerate(names)}
+        codes[~missing] = np.array([position[str(u)] for u in uniq], dtype=np.int64)[inverse]
+        return codes, names
+    labels = np.array([str(v) for v in present], dtype=object)
+    uniq, inverse = np.unique(labels.astype(str), return_inverse=True)
     codes[~missing] = inverse
     names = tuple(str(u) for u in uniq)
     return codes, names

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +11,18 @@ import numpy as np
 import pandas as pd
 
 from medfairx.errors import DataError
+from medfairx.fileio import inside
 from medfairx.metrics.catalogue import CLS
 from medfairx.metrics.engine import Problem
+from medfairx.runner.store import RUN_JSON, in_search_store, read_run_json
 
 GROUP_PREFIX = "group:"
 NO_SCORES = "{where}: no 'score' or 'score_<k>' columns; classification predictions need them."
-BAD_RUN_JSON = "{path}: cannot read run.json ({error}). Re-run the run or delete its folder."
+UNREADABLE_RUN = (
+    "{path}: unreadable ({error}); the run is listed as unreadable and left out of the results. "
+    "Re-run it (delete its folder, then run `medfairx bench` again)."
+)
+UNREADABLE_TYPE = "UnreadableRun"
 PER_SAMPLE_COLUMNS = ("dice", "iou", "loss", "hd95", "nsd", "boundary_error_share", "slice_dice")  # segmentation
 
 
@@ -27,6 +32,7 @@ class StoredRun:
 
     path: Path
     record: dict[str, Any]
+    root: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -37,13 +43,36 @@ class StoredRun:
         return str(self.record.get("task") or CLS)
 
     def predictions(self) -> pd.DataFrame:
-        """``predictions.parquet`` (the checkpoint the trainer kept)."""
-        return pd.read_parquet(self.path / "predictions.parquet")
+        """``predictions.parquet`` (the checkpoint the trainer kept).
+
+        Raises:
+            UnreadableRunError: the file is corrupt, missing, or a link out of the store.
+        """
+        return self._table("predictions.parquet")
 
     def epochs(self) -> pd.DataFrame | None:
-        """``epochs.parquet`` if the run wrote one."""
+        """``epochs.parquet`` if the run wrote one (errors as :meth:`predictions`)."""
         f = self.path / "epochs.parquet"
-        return pd.read_parquet(f) if f.exists() else None
+        return self._table(f.name) if f.exists() or f.is_symlink() else None
+
+    def unreadable(self) -> str | None:
+        """Why this finished run's tables cannot be read (``None``: they can)."""
+        try:
+            self.predictions()
+            self.epochs()
+        except UnreadableRunError as exc:
+            return str(exc)
+        return None
+
+    def _table(self, name: str) -> pd.DataFrame:
+        path = self.path / name
+        if not inside(path, self.root or self.path):
+            raise UnreadableRunError(UNREADABLE_RUN.format(path=path, error="a link to a file outside the run store"))
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+            error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            raise UnreadableRunError(UNREADABLE_RUN.format(path=path, error=error)) from None
 
     def groupings(self, frame: pd.DataFrame) -> list[str]:
         """Groupings to score: run.json ``groupings``, else every ``group:<name>`` column."""
@@ -53,14 +82,23 @@ class StoredRun:
         return [c[len(GROUP_PREFIX):] for c in frame.columns if str(c).startswith(GROUP_PREFIX)]
 
 
+class UnreadableRunError(DataError):
+    """A run's prediction tables cannot be read."""
+
+
 def iter_runs(runs_dir: Path) -> Iterator[StoredRun]:
-    """Every ``run.json`` under ``runs_dir`` (sorted by path)."""
-    for f in sorted(Path(runs_dir).rglob("run.json")):
-        try:
-            record = json.loads(f.read_text())
-        except (OSError, ValueError) as exc:
-            raise DataError(BAD_RUN_JSON.format(path=f, error=exc)) from exc
-        yield StoredRun(f.parent, record)
+    """Every readable ``run.json`` under ``runs_dir`` (sorted by path).
+
+    One that is not valid JSON, or a link to a file outside ``runs_dir``, is skipped with a
+    :class:`~medfairx.runner.store.StoreFileWarning` naming the file.
+    """
+    root = Path(runs_dir)
+    for f in sorted(root.rglob(RUN_JSON)):
+        if in_search_store(f.relative_to(root)):  # a search's own stores (scored on their own)
+            continue
+        record = read_run_json(f, root)
+        if record is not None:
+            yield StoredRun(f.parent, record, root)
 
 
 def scores_of(frame: pd.DataFrame, where: str = "predictions") -> np.ndarray:

@@ -1,7 +1,7 @@
 """Per-sample spatial error metrics of label maps: HD95, NSD and the boundary-error share.
 
 Pure numpy / scipy (never torch or monai; monai is the independent reference in the tests).
-Definitions (METHODS §7 and §8.2), per sample and per foreground class ``c`` with
+Definitions (docs/methods.md §7 and §8.2), per sample and per foreground class ``c`` with
 ``G = (true == c)`` the ground truth and ``P = (pred == c)`` the prediction:
 
 * **surface** of a mask: its voxels with at least one *face-adjacent* neighbour (4 in 2D,

@@ -6,10 +6,14 @@ reached through the reporters' lazy targets, so ``import medfairx.report`` stays
 
 from __future__ import annotations
 
-__all__ = ["build_leaderboard", "write_root_index"]
+__all__ = ["build_leaderboard", "write_report", "write_root_index"]
 
 
 def __getattr__(name: str):  # PEP 562: lazy re-exports
+    if name == "write_report":
+        from medfairx.report import writer
+
+        return writer.write_report
     if name in __all__:
         from medfairx.report import leaderboard
 

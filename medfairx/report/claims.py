@@ -1,6 +1,7 @@
-"""Published claims of first-party methods, checked against a suite's results (issue 5).
+"""Published claims about methods, checked against a suite's results.
 
-A :class:`Claim` is plain data: the method, the paper's wording and the
+A :class:`Claim` (:class:`~medfairx.specs.ClaimSpec`, registered by the method's plugin through
+the ``register_claims`` hook) is plain data: the method, the paper's wording and the
 :class:`Comparison` s that make it up (one metric of the method against one baseline, in
 a claimed direction). :func:`evaluate_claims` checks every claim on the results table
 (strategy ``final``, seeds averaged by :func:`medfairx.stats.ranking.seed_means`: mean of
@@ -26,14 +27,16 @@ from typing import Any
 
 import pandas as pd
 
+from medfairx.metrics.delong import DEFAULT_ALPHA, DEFAULT_POWER, min_detectable_gap
 from medfairx.report.render import fmt_num
+from medfairx.specs import CLAIM_DIRECTIONS, CLAIM_GROUPS, ClaimComparison, ClaimSpec
 from medfairx.stats.ranking import seed_means
 
 STRATEGY = "final"
-UP, DOWN, NOT_DOWN = "up", "down", "not_down"
-DIRECTIONS = (UP, DOWN, NOT_DOWN)
-EVERY, MINORITY, DOMINANT = "every", "minority", "dominant"
-SELECTORS = (EVERY, MINORITY, DOMINANT)
+UP, DOWN, NOT_DOWN = CLAIM_DIRECTIONS
+DIRECTIONS = CLAIM_DIRECTIONS
+EVERY, MINORITY, DOMINANT = CLAIM_GROUPS
+SELECTORS = CLAIM_GROUPS
 
 HOLDS, FAILS, UNCLEAR = "holds", "fails", "unclear"
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_EVALUATED = "supported", "not supported", "inconclusive", "not evaluated"
@@ -47,81 +50,37 @@ VERDICT_RULE = (
     "across seeds, not CIs of paired differences, so this rule is conservative: a real but small "
     "improvement can come out inconclusive."
 )
+MIN_GAP_NOTE = ("minimum detectable AUC gap between {a} (n={na}) and {b} (n={nb}): {gap} "
+                "(two-sided alpha {alpha}, power {power}, Hanley-McNeil variance)")
 GROUP_RULE = (
     "Minority group: the group with the smallest test-set n in the block; dominant group: the largest "
     "(ties broken by group name). Only blocks where every method of the claim has results are checked."
 )
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """One required comparison of the claiming method against a baseline.
+Comparison = ClaimComparison
+"""One comparison of a claim (:class:`medfairx.specs.ClaimComparison`)."""
+Claim = ClaimSpec
+"""A claim (:class:`medfairx.specs.ClaimSpec`), registered by its method's plugin."""
 
-    Attributes:
-        metric: results-table metric name (``auc``, ``worst_group_auc``, ``f1`` ...).
-        scope: ``overall``, ``summary`` or ``group``.
-        baseline: the method compared against.
-        direction: ``up`` (method higher), ``down`` (method lower, e.g. a smaller gap) or
-            ``not_down`` (method not lower beyond CI overlap).
-        groups: for ``scope="group"``: ``every``, ``minority`` (smallest n) or
-            ``dominant`` (largest n).
-        label: human-readable name of the compared quantity.
+
+def registered_claims(host: Any = None) -> tuple[Claim, ...]:
+    """Every claim registered through ``register_claims`` (by name).
+
+    Args:
+        host: the plugin host (default: the process-wide one).
     """
+    if host is None:
+        from medfairx.plugins import get_host
 
-    metric: str
-    scope: str
-    baseline: str
-    direction: str
-    groups: str = ""
-    label: str = ""
-
-    def __post_init__(self) -> None:
-        if self.direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {DIRECTIONS}; got {self.direction!r}")
-        if self.scope == "group" and self.groups not in SELECTORS:
-            raise ValueError(f"a group comparison needs groups in {SELECTORS}; got {self.groups!r}")
+        host = get_host()
+    return tuple(host.registry("claims").items())
 
 
-@dataclass(frozen=True)
-class Claim:
-    """A paper's claim about ``method``, as the comparisons that must all hold."""
-
-    key: str
-    name: str
-    method: str
-    text: str
-    comparisons: tuple[Comparison, ...]
-
-    @property
-    def methods(self) -> tuple[str, ...]:
-        """The claiming method first, then every baseline (no repeats)."""
-        return tuple(dict.fromkeys([self.method, *(c.baseline for c in self.comparisons)]))
-
-
-def _fairdi() -> tuple[Comparison, ...]:
-    out = []
-    for base in ("fis", "erm"):
-        out += [
-            Comparison("auc", "overall", base, UP, label="overall AUC"),
-            Comparison("worst_group_auc", "summary", base, UP, label="worst-group AUC"),
-            Comparison("auc_gap", "summary", base, DOWN, label="AUC gap (max − min group)"),
-        ]
-    return tuple(out)
-
-
-CLAIMS: tuple[Claim, ...] = (
-    Claim("fairdi", "FairDi", "fairdi",
-          "Higher overall AUC and higher worst-group AUC, with a smaller AUC gap, than FIS and ERM.",
-          _fairdi()),
-    Claim("qpnet", "QP-Net", "qpnet",
-          "Minority-group AUC goes up over ERM without the dominant (largest) group's AUC going down.",
-          (Comparison("auc", "group", "erm", UP, MINORITY, "minority-group AUC"),
-           Comparison("auc", "group", "erm", NOT_DOWN, DOMINANT, "dominant-group AUC"))),
-    Claim("spare", "SPARE", "spare",
-          "Every group's F1 goes up over ERM.",
-          (Comparison("f1", "group", "erm", UP, EVERY, "F1"),)),
-)
-"""The claims shown on the leaderboard index."""
+def __getattr__(name: str) -> Any:  # PEP 562: CLAIMS reads the registry when first asked for
+    if name == "CLAIMS":
+        return registered_claims()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- evaluation -------------------------------------------------------------------------
@@ -176,6 +135,8 @@ class BlockVerdict:
     verdict: str
     checks: tuple[CheckedComparison, ...] = ()
     reason: str = ""
+    #: for an inconclusive verdict: the smallest AUC gap the block's group sizes can detect.
+    power: str = ""
 
 
 @dataclass(frozen=True)
@@ -294,6 +255,32 @@ def _check_block(block: pd.DataFrame, claim: Claim) -> tuple[list[CheckedCompari
     return checks, ""
 
 
+def min_detectable_note(block: pd.DataFrame, method: str) -> str:
+    """The minimum detectable AUC gap between the smallest and the largest group of a block.
+
+    Two-sided test of two independent AUCs at :data:`~medfairx.metrics.delong.DEFAULT_ALPHA`
+    with power :data:`~medfairx.metrics.delong.DEFAULT_POWER`, Hanley-McNeil variance at each
+    group's observed (seed-mean) AUC of ``method`` and its test positives / negatives;
+    ``""`` without two groups with an AUC, ``n`` and prevalence.
+    """
+    rows = block[(block["method"].astype(str) == method) & (block["metric"] == "auc") & (block["scope"] == "group")]
+    sizes = []
+    for r in rows.to_dict("records"):
+        auc, n, prev = _float(r["mean"]), _float(r.get("n")), _float(r.get("prevalence"))
+        if not any(math.isnan(v) for v in (auc, n, prev)):
+            pos = int(round(n * prev))
+            sizes.append((int(n), str(r["group"]), auc, pos, int(n) - pos))
+    if len(sizes) < 2:
+        return ""
+    sizes.sort()
+    (na, a, auc_a, pa, qa), (nb, b, auc_b, pb, qb) = sizes[0], sizes[-1]
+    gap = min_detectable_gap(auc_a, pa, qa, auc_b, pb, qb)
+    if math.isnan(gap):
+        return ""
+    return (MIN_GAP_NOTE.format(gap=fmt_num(gap), a=a, na=na, b=b, nb=nb, alpha=DEFAULT_ALPHA,
+                                power=DEFAULT_POWER))
+
+
 def evaluate_claim(claim: Claim, agg: pd.DataFrame, *, strategy: str = STRATEGY) -> ClaimResult:
     """Check one claim on seed-averaged results (the output of ``seed_means``)."""
     sub = agg[agg["strategy"].astype(str) == strategy]
@@ -311,7 +298,9 @@ def evaluate_claim(claim: Claim, agg: pd.DataFrame, *, strategy: str = STRATEGY)
         if why:
             blocks.append(BlockVerdict(str(ds), str(gr), NOT_EVALUATED, reason=why))
         else:
-            blocks.append(BlockVerdict(str(ds), str(gr), block_verdict(c.outcome for c in checks), tuple(checks)))
+            verdict = block_verdict(c.outcome for c in checks)
+            power = min_detectable_note(block, claim.method) if verdict == INCONCLUSIVE else ""
+            blocks.append(BlockVerdict(str(ds), str(gr), verdict, tuple(checks), power=power))
     if not blocks:
         return ClaimResult(claim, reason="no dataset × grouping block has results of all of " + ", ".join(claim.methods))
     counts: dict[str, int] = {}
@@ -320,18 +309,18 @@ def evaluate_claim(claim: Claim, agg: pd.DataFrame, *, strategy: str = STRATEGY)
     return ClaimResult(claim, tuple(blocks), counts=counts)
 
 
-def evaluate_claims(results: pd.DataFrame, *, claims: Sequence[Claim] = CLAIMS, strategy: str = STRATEGY,
+def evaluate_claims(results: pd.DataFrame, *, claims: Sequence[Claim] | None = None, strategy: str = STRATEGY,
                     aggregated: pd.DataFrame | None = None) -> list[ClaimResult]:
     """Check every claim on a long results table.
 
     Args:
         results: the long results table (docs/CONTRACTS.md).
-        claims: the claims (default :data:`CLAIMS`).
+        claims: the claims (default: every registered claim, :func:`registered_claims`).
         strategy: the model-selection strategy checked (default ``final``).
         aggregated: ``seed_means(results)`` when already computed.
     """
     agg = seed_means(results) if aggregated is None else aggregated
-    return [evaluate_claim(c, agg, strategy=strategy) for c in claims]
+    return [evaluate_claim(c, agg, strategy=strategy) for c in (registered_claims() if claims is None else claims)]
 
 
 # --- page context -----------------------------------------------------------------------
@@ -346,12 +335,12 @@ def claims_context(results: Iterable[ClaimResult]) -> dict[str, Any]:
     items = []
     for r in results:
         items.append({
-            "name": r.claim.name, "method": r.claim.method, "text": r.claim.text,
+            "name": r.claim.label, "method": r.claim.method, "text": r.claim.text,
             "anchor": f"claim-{r.claim.key}", "overall": r.overall, "detail": r.detail, "verdict": r.overall_verdict,
             "css": _css(r.overall_verdict),
             "blocks": [{
                 "dataset": b.dataset, "grouping": b.grouping, "verdict": b.verdict, "css": _css(b.verdict),
-                "reason": b.reason,
+                "reason": b.reason, "power": b.power,
                 "rows": [{"what": c.what, "claimed": c.claimed, "method": c.method.text, "baseline": c.baseline.text,
                           "baseline_name": c.comparison.baseline, "outcome": c.outcome,
                           "bad": c.outcome == FAILS} for c in b.checks],
@@ -362,5 +351,5 @@ def claims_context(results: Iterable[ClaimResult]) -> dict[str, Any]:
 
 __all__ = [
     "CLAIMS", "Claim", "ClaimResult", "Comparison", "VERDICT_RULE", "block_verdict", "claims_context",
-    "compare", "evaluate_claim", "evaluate_claims",
+    "compare", "evaluate_claim", "evaluate_claims", "min_detectable_note", "registered_claims",
 ]

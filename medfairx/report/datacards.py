@@ -143,10 +143,42 @@ def card_rows(card: Mapping[str, Any], info: Mapping[str, Any] | None) -> list[t
         ("license", card.get("license") or ""),
         ("citation", card.get("citation") or ""),
         ("url", card.get("url") or ""),
+        ("caveats", " ".join(card.get("caveats") or ())),
         ("revision", info.get("revision") or ""),
         ("split hash", info.get("split_hash") or ""),
     ]
     return [(k, str(v) if v not in (None, "") else "—") for k, v in rows]
+
+
+def verification(catalogue: Catalogue | None, name: str, card: Mapping[str, Any],
+                 cache_dir: str | Path | None = None) -> str:
+    """Whether the copy of ``name`` the catalogue points at was checked by ``medfairx datasets verify``."""
+    from medfairx.data.verify import read_record, verification_text
+
+    try:
+        root = catalogue.dataset(name).root  # type: ignore[union-attr]
+        record = read_record(cache_dir or catalogue.cache_path, name, root)  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - no catalogue or no such dataset: nothing was verified
+        record = None
+    return verification_text(record, has_facts=bool(card.get("published")))
+
+
+def dataset_caveats(catalogue: Catalogue | str | Path | None, datasets: list[str]) -> dict[str, list[str]]:
+    """The card caveats of each dataset that has some, without loading its data.
+
+    A name not in the catalogue is looked up as an adapter name; unknown names have none.
+    """
+    from medfairx.plugins import get_host
+
+    adapters = get_host().registry("datasets")
+    out: dict[str, list[str]] = {}
+    for name in dict.fromkeys(map(str, datasets)):
+        card = static_card(catalogue, name)
+        if not card and name in adapters:
+            card = {"caveats": adapters.get(name).card.caveats}
+        if card.get("caveats"):
+            out[name] = [str(c) for c in card["caveats"]]
+    return out
 
 
 def page_name(dataset: str) -> str:
@@ -212,7 +244,8 @@ def write_data_cards(
         ctx = {
             "dataset": name,
             "error": error,
-            "card": card_rows(card, info),
+            "card": [*card_rows(card, info), ("copy verified", verification(
+                catalogue if hasattr(catalogue, "datasets") else None, name, card, cache_dir))] if card else [],
             "facts": facts(info) if info is not None else [],
             "splits": split_names(info) if info is not None else [],
             "split_sizes": list((info or {}).get("splits", {}).items()),

@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from medfairx.errors import ConfigError
+from medfairx.fileio import atomic_write_csv, atomic_write_json, atomic_write_text
 from medfairx.report.claims import claims_context, evaluate_claims
 from medfairx.report.plots import cd_diagram_svg, group_bars_svg, pareto_svg
 from medfairx.report.render import fmt_num, fmt_p, inline_svg, make_environment, render_page, sort_key
@@ -28,9 +29,11 @@ from medfairx.stats.cd import NON_INDEPENDENCE, Comparison, compare_methods
 from medfairx.stats.ranking import average_ranks, block_matrix, check_results, seed_means
 
 UTILITY_METRICS: tuple[str, ...] = ("auc", "dice")
+UNDEFINED = "undefined"
+LEFT_OUT = "some groups left out (hover for which)"
 HIDDEN_ORDER: tuple[str, ...] = ("p10", "tail", "cvar", "fail")
 HIDDEN_FAILURE = re.compile("|".join(HIDDEN_ORDER), re.I)
-"""Per-group columns shown beside the group mean as hidden-failure indicators (METHODS §8.4)."""
+"""Per-group columns shown beside the group mean as hidden-failure indicators (docs/methods.md §8.4)."""
 FAILURE_COLUMNS: tuple[str, ...] = ("method", "dataset", "grouping", "seed", "error_type", "error_message")
 TAG_LABELS: dict[str, tuple[str, bool]] = {
     "uses_groups_in_fit": ("uses attribute in training", False),
@@ -81,14 +84,23 @@ def _finite(x: Any) -> bool:
 
 
 def stat_cell(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Pre-formatted table cell of one seed-aggregated value (None when missing)."""
+    """Pre-formatted table cell of one seed-aggregated value (None when missing).
+
+    An undefined (NaN) value reads ``undefined``, with its reason (the results table's
+    ``note``) as a tooltip and small text; never as a number.
+    """
     if row is None:
         return None
+    note = str(row.get("note") or "")
+    if not _finite(row["mean"]):
+        return {"sort": "", "text": UNDEFINED, "ci": "", "seeds": 0, "note": note or UNDEFINED, "short": note,
+                "undefined": True}
     text = fmt_num(row["mean"])
     if _finite(row.get("std")) and int(row.get("n_seeds", 0)) > 1:
         text += f" ± {fmt_num(row['std'])}"
     ci = f"[{fmt_num(row['ci_low'])}, {fmt_num(row['ci_high'])}]" if _finite(row.get("ci_low")) else ""
-    return {"sort": sort_key(row["mean"]), "text": text, "ci": ci, "seeds": int(row.get("n_seeds", 0))}
+    return {"sort": sort_key(row["mean"]), "text": text, "ci": ci, "seeds": int(row.get("n_seeds", 0)), "note": note,
+            "short": LEFT_OUT if note else "", "undefined": False}
 
 
 def _tokens(name: str) -> set[str]:
@@ -133,6 +145,8 @@ def method_info(name: str, methods: Mapping[str, Mapping[str, Any]] | None) -> d
     ]
     if tags and not tags.get("uses_groups_in_fit") and not tags.get("uses_groups_in_predict"):
         badges.insert(0, {"label": "group-unaware", "warn": False})
+    if raw.get("source"):  # boards with submitted bundles: "run here" or "submitted: <bundle>"
+        badges.insert(0, {"label": str(raw["source"]), "warn": str(raw["source"]) != "run here"})
     return {
         "name": name,
         "href": method_page_name(name),
@@ -181,7 +195,7 @@ def _comparison_context(cmp: Comparison, role: str, methods_info: Mapping[str, d
         svg_text = cd_diagram_svg(cmp)
         svg_file = f"cd-{slug(cmp.strategy)}-{slug(cmp.metric)}.svg"
         path = out_dir / svg_file
-        path.write_text('<?xml version="1.0" encoding="utf-8" standalone="no"?>\n' + svg_text + "\n", encoding="utf-8")
+        atomic_write_text(path, '<?xml version="1.0" encoding="utf-8" standalone="no"?>\n' + svg_text + "\n")
         written.append(path)
         svg = inline_svg(svg_text)
     fr = cmp.friedman
@@ -222,15 +236,27 @@ def _comparison_context(cmp: Comparison, role: str, methods_info: Mapping[str, d
     }
 
 
+def _dropped_text(bm: Any) -> str:
+    """Which incomplete blocks a ranking dropped, and the methods without a value there."""
+    parts = [f"{d} × {g} (no value for {', '.join(ms)})" for (d, g), ms in sorted(bm.dropped_blocks.items())]
+    if bm.excluded_methods:
+        parts.append(f"left out, no value in any block: {', '.join(bm.excluded_methods)}")
+    return "; ".join(parts)
+
+
 def _rank_overview(agg: pd.DataFrame, strategy: str, metrics: list[str], order: list[str]) -> dict[str, Any]:
-    cols, ranks_by_metric = [], {}
+    """Average ranks per metric over complete blocks only: a block where some method's value is
+    undefined (NaN) is dropped for that metric (Friedman needs complete blocks), and said so."""
+    cols, ranks_by_metric, unranked = [], {}, []
     for metric in metrics:
         bm = block_matrix(agg, metric, strategy=strategy, aggregated=agg)
         if bm.n_blocks == 0:
+            unranked.append({"metric": metric, "dropped": len(bm.dropped_blocks), "why": _dropped_text(bm)})
             continue
         ranks_by_metric[metric] = (average_ranks(bm.matrix, bm.higher_is_better), bm.matrix.mean(axis=0))
         cols.append({"metric": metric, "n_blocks": bm.n_blocks,
-                     "direction": "↑" if bm.higher_is_better else "↓"})
+                     "direction": "↑" if bm.higher_is_better else "↓",
+                     "dropped": len(bm.dropped_blocks), "why": _dropped_text(bm)})
     rows = []
     for m in order:
         cells = []
@@ -239,7 +265,7 @@ def _rank_overview(agg: pd.DataFrame, strategy: str, metrics: list[str], order: 
             cells.append({"rank": fmt_num(r.get(m), 2), "sort": sort_key(r.get(m)), "mean": fmt_num(mean.get(m))}
                          if m in r.index else None)
         rows.append({"method": m, "href": method_page_name(m), "cells": cells})
-    return {"columns": cols, "rows": rows}
+    return {"columns": cols, "rows": rows, "unranked": unranked}
 
 
 # --- block pages ---------------------------------------------------------------------------
@@ -348,10 +374,10 @@ def write_csv(results: pd.DataFrame, out_dir: Path, failures: pd.DataFrame | Non
     """Write ``results.csv`` (and ``failures.csv`` when there are failures) to ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "results.csv"]
-    results.to_csv(paths[0], index=False)
+    atomic_write_csv(paths[0], results)
     if failures is not None and not failures.empty:
         paths.append(out_dir / "failures.csv")
-        failures.to_csv(paths[1], index=False)
+        atomic_write_csv(paths[1], failures)
     return paths
 
 
@@ -373,11 +399,14 @@ def build_leaderboard(
     provenance: dict | None = None,
     alpha: float = 0.05,
     data_cards: list[tuple[str, str]] | None = None,
+    caveats: Mapping[str, Sequence[str]] | None = None,
+    claims: Sequence[Any] | None = None,
+    submissions: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[Path]:
     """Write a suite's HTML leaderboard to ``out_dir``.
 
     Writes ``index.html`` (rankings per metric and strategy, Friedman/Nemenyi/CD sections
-    for the utility and fairness metrics, the papers' claims checked by
+    for the utility and fairness metrics, the registered claims checked by
     :mod:`medfairx.report.claims`, failures, links), ``<dataset>__<grouping>.html``
     per block, ``method-<name>.html`` per method, ``results.csv``, ``failures.csv`` (if
     any), ``provenance.json`` and ``cd-<strategy>-<metric>.svg`` per drawn diagram.
@@ -393,6 +422,13 @@ def build_leaderboard(
         alpha: significance level of the tests.
         data_cards: ``(dataset, file name)`` of data card pages already written to
             ``out_dir`` (:func:`medfairx.report.datacards.write_data_cards`), linked from the index.
+        caveats: dataset → its card's caveats (default: read from the current catalogue's
+            cards); shown on the index, on each block page and on each method page of the
+            dataset, wherever its gaps appear.
+        claims: the :class:`~medfairx.specs.ClaimSpec` s checked in the Claims section
+            (default: every claim registered through ``register_claims``).
+        submissions: one row per bundle given to ``medfairx report --include`` (bundle,
+            method, runs, status: ``submitted`` or why it was refused), listed on the index.
 
     Returns:
         Every path written.
@@ -443,21 +479,30 @@ def build_leaderboard(
     blocks = sorted({(str(d), str(g)) for d, g in agg[["dataset", "grouping"]].itertuples(index=False)}
                     | ({(str(d), str(g)) for d, g in failures[["dataset", "grouping"]].itertuples(index=False)}
                        if failures is not None and not failures.empty else set()))
+    if caveats is None:
+        from medfairx.report.datacards import dataset_caveats
+
+        caveats = dataset_caveats(None, sorted({d for d, _ in blocks}))
     block_links = []
     for d, g in blocks:
         ctx = _block_context(agg, d, g, order, info, failures)
-        written.append(render_page(env, "block.html", out_dir / block_page_name(d, g), **common, **ctx))
+        written.append(render_page(env, "block.html", out_dir / block_page_name(d, g), **common, **ctx,
+                                   caveats=list(caveats.get(d, ()))))
         block_links.append({"dataset": d, "grouping": g, "href": block_page_name(d, g), "tasks": ctx["tasks"],
-                            "n_methods": len(ctx["methods"]), "n_failures": len(ctx["failures"])})
+                            "n_methods": len(ctx["methods"]), "n_failures": len(ctx["failures"]),
+                            "groups": " · ".join(f"{x['group']} {x['n']}" for x in ctx["groups"]) or "—"})
+    sizes = {(b["dataset"], b["grouping"]): b["groups"] for b in block_links}
     for m in order:
         blocks_of_m = sorted({(str(d), str(g)) for d, g in agg.loc[agg["method"] == m, ["dataset", "grouping"]].itertuples(index=False)})
         written.append(render_page(env, "method.html", out_dir / info[m]["href"], **common, method=info[m],
                                    ranks=method_ranks.get(m, []),
-                                   blocks=[{"dataset": d, "grouping": g, "href": block_page_name(d, g)} for d, g in blocks_of_m],
+                                   blocks=[{"dataset": d, "grouping": g, "href": block_page_name(d, g),
+                                            "groups": sizes.get((d, g), "—")} for d, g in blocks_of_m],
+                                   caveats=_caveat_rows(caveats, [d for d, _ in blocks_of_m]),
                                    failures=_failure_rows(failures, method=m)))
     prov = {"suite": suite, "generated": common["generated"], **(provenance or {})}
     prov_path = out_dir / "provenance.json"
-    prov_path.write_text(json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    atomic_write_json(prov_path, prov, newline=True)
     written.append(prov_path)
     written.extend(write_csv(results, out_dir, failures))
     n_seeds = int(results["seed"].nunique()) if len(results) else 0
@@ -466,12 +511,19 @@ def build_leaderboard(
         strategies=strategy_ctx, methods=[info[m] for m in order], blocks=block_links,
         failures=_failure_rows(failures), non_independence=NON_INDEPENDENCE, alpha=alpha, n_seeds=n_seeds,
         data_cards=[{"dataset": str(d), "href": str(f)} for d, f in data_cards or []],
-        claims=claims_context(evaluate_claims(results, aggregated=agg)),
+        claims=claims_context(evaluate_claims(results, claims=claims, aggregated=agg)),
         provenance=[{"key": str(k), "value": v if isinstance(v, str) else json.dumps(v, default=str)[:300]}
                     for k, v in sorted((provenance or {}).items())],
         mixed_devices=_mixed_devices((provenance or {}).get("devices_by_method")),
+        caveats=_caveat_rows(caveats, [d for d, _ in blocks]),
+        submissions=[dict(x) for x in submissions or ()],
     ))
     return written
+
+
+def _caveat_rows(caveats: Mapping[str, Sequence[str]], datasets: Iterable[str]) -> list[dict[str, str]]:
+    """``{"dataset", "text"}`` per caveat of the datasets (each dataset once, in order)."""
+    return [{"dataset": d, "text": str(c)} for d in dict.fromkeys(datasets) for c in caveats.get(d, ())]
 
 
 def write_root_index(leaderboards_dir: Path) -> Path:

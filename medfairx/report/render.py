@@ -17,6 +17,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from medfairx.fileio import atomic_write_text
+
 TEMPLATE_PACKAGE = "medfairx.report"
 MISSING = "—"
 
@@ -93,8 +95,7 @@ def make_environment(extra_loaders: list[jinja2.BaseLoader] | None = None) -> ji
 def render_page(env: jinja2.Environment, template: str, out_path: Path, **context: Any) -> Path:
     """Render ``template`` with ``context`` to ``out_path`` (UTF-8) and return the path."""
     html = env.get_template(template).render(**context)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(html, encoding="utf-8")
+    atomic_write_text(out_path, html)  # replaces a link at out_path, never writes through it
     return out_path
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "suite", "dataset", "grouping", "method", "seed", "strategy", "metric", "scope", "group",
-    "value", "ci_low", "ci_high", "n", "prevalence", "higher_is_better", "kind", "task", "threshold",
+    "value", "ci_low", "ci_high", "n", "prevalence", "higher_is_better", "kind", "task", "threshold", "note",
 )
 
 DEFAULT_EFFECTS: dict[str, float] = {"erm": 0.0, "groupdro": 0.02, "fairmix": 0.05, "oracle": 0.1}
@@ -66,7 +66,7 @@ def synthetic_results(
             "metric": metric, "scope": scope, "group": group, "value": float(value),
             "ci_low": float(value - half), "ci_high": float(value + half), "n": n,
             "prevalence": prev if task == "classification" else np.nan, "higher_is_better": hib,
-            "kind": kind, "task": task, "threshold": 0.5 if task == "classification" else np.nan,
+            "kind": kind, "task": task, "threshold": 0.5 if task == "classification" else np.nan, "note": "",
         })
 
     for b, (ds, gr) in enumerate(blocks):

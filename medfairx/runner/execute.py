@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medfairx.methods.base import RunContext, TaskData, TrainRecipe
+from medfairx.fileio import open_new_text
+from medfairx.methods.base import RunContext, TaskData, TrainRecipe, check_finite_scores
 from medfairx.metrics.basic import dice_iou_per_sample
 from medfairx.metrics.surface import surface_metrics_per_sample
 from medfairx.prompts import attach_prompts, needs_prompts
@@ -43,11 +44,10 @@ class SweepResult:
 
 
 class RunLog:
-    """Writes a run's log lines to ``log.txt`` and echoes them."""
+    """Writes a run's log lines to ``log.txt`` (a fresh file; a link there is replaced) and echoes them."""
 
     def __init__(self, path: Path, echo: Echo | None) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = path.open("w", encoding="utf-8")
+        self._fh = open_new_text(path)
         self._echo = echo
 
     def __call__(self, line: str) -> None:
@@ -160,8 +160,12 @@ def execute_run(
     *,
     echo: Echo | None = None,
     hook: Any = None,
+    progress: Any = None,
 ) -> dict[str, Any]:
-    """Train and evaluate one run; always writes ``run.json`` (ok or failed)."""
+    """Train and evaluate one run; always writes ``run.json`` (ok or failed).
+
+    ``progress(stage, epoch, total)``, when given, is called after every epoch (live displays).
+    """
     from medfairx import __version__
 
     run_dir = store.run_dir(spec.run_id)
@@ -183,7 +187,7 @@ def execute_run(
     }
     t0 = time.perf_counter()
     if hook is not None:
-        hook.run_started(run=spec)
+        hook.run_started(run=spec, run_dir=run_dir)
     with capture_warnings(log) as run_warnings:
         try:
             from medfairx.methods.device import resolve_device
@@ -207,12 +211,16 @@ def execute_run(
                 seed=spec.seed,
                 device=device,
                 backbone=spec.backbone,
+                backbone_kwargs=dict(spec.protocol.get("backbone_kwargs") or {}),
                 recipe=recipe,
                 workdir=run_dir,
                 amp=spec.amp,
                 compile=spec.compile,
                 log=log,
                 eval_sets=masked if card.task == "classification" else {},
+                progress=progress,
+                on_epoch=None if hook is None else (
+                    lambda rec: hook.epoch_finished(run=spec, epoch=rec["epoch"], metrics=rec)),
             )
             method = method_spec.load()(**spec.params)
             if needs_prompts(method_spec.tags):
@@ -228,8 +236,11 @@ def execute_run(
 
                 save_state(method, ctx, run_dir / STATE_FILE)
                 record["state_file"] = STATE_FILE
+            scores = {s: method.predict_scores(masked[s], ctx) for s in ("val", "test")}
+            for s, split_scores in scores.items():  # NaN scores would otherwise score as perfect fairness
+                check_finite_scores(split_scores, method=spec.method, split=s)
             frames = {
-                s: predictions_frame(dataset, s, spec, method.predict_scores(masked[s], ctx), truth[s], card.num_classes,
+                s: predictions_frame(dataset, s, spec, scores[s], truth[s], card.num_classes,
                                      card.task, prompts=getattr(masked[s], "prompts", None))
                 for s in ("val", "test")
             }
@@ -263,7 +274,7 @@ def execute_run(
     store.write_run(spec.run_id, _jsonable(record), predictions, epochs)
     log.close()
     if hook is not None:
-        hook.run_finished(run=spec, record=record)
+        hook.run_finished(run=spec, record=record, run_dir=run_dir)
     _release_memory()
     return record
 

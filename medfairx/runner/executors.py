@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from medfairx.plugins import PluginHost
 from medfairx.runner.execute import Echo, SweepResult, _now, execute_run
 from medfairx.runner.plan import RunSpec
+from medfairx.runner.progress import emit
 from medfairx.runner.store import RunStore
 
 
@@ -45,8 +46,11 @@ RUN_ONE_PLANNED = "medfairx.runner.executors:run_one_planned"
 
 def run_one_planned(spec: RunSpec, catalogue_path: Path | None, store_root: Path, *,
                     datasets: dict[str, Any] | None = None, echo: Echo | None = None,
-                    host: PluginHost | None = None) -> dict[str, Any]:
-    """Execute one planned run, loading its dataset if not given (worker entry point)."""
+                    host: PluginHost | None = None, progress: Any = None) -> dict[str, Any]:
+    """Execute one planned run, loading its dataset if not given (worker entry point).
+
+    ``progress(stage, epoch, total)`` is called after every epoch, if given.
+    """
     from medfairx.config import load_catalogue
     from medfairx.data import load_dataset
     from medfairx.plugins import get_host
@@ -56,9 +60,15 @@ def run_one_planned(spec: RunSpec, catalogue_path: Path | None, store_root: Path
     if spec.dataset not in cache:
         with warnings.catch_warnings():  # the planning process loaded it too and showed its warnings
             warnings.simplefilter("ignore")
-            cache[spec.dataset] = load_dataset(load_catalogue(catalogue_path), spec.dataset)
+            catalogue = load_catalogue(catalogue_path)
+            cache[spec.dataset] = load_dataset(catalogue, spec.dataset)
+            if spec.protocol.get("embeddings"):  # a frozen protocol: the planning process cached the features
+                from medfairx.runner.protocols import dataset_for_run
+
+                cache[spec.dataset] = dataset_for_run(cache[spec.dataset], spec.protocol, catalogue.cache_path)
     method_spec = host.registry("methods").get(spec.method)
-    return execute_run(spec, cache[spec.dataset], method_spec, RunStore(store_root), echo=echo, hook=host.pm.hook)
+    return execute_run(spec, cache[spec.dataset], method_spec, RunStore(store_root), echo=echo, hook=host.pm.hook,
+                       progress=progress)
 
 
 def describe_run(spec: RunSpec) -> str:
@@ -66,8 +76,8 @@ def describe_run(spec: RunSpec) -> str:
     return f"{spec.method} · {spec.dataset} · {spec.train_grouping or 'all groupings'} · seed {spec.seed}"
 
 
-def report_record(rec: dict[str, Any], store_root: Path, result: SweepResult, echo: Echo) -> None:
-    """Echo one finished run and file it under done or failed."""
+def report_record(rec: dict[str, Any], store_root: Path, result: SweepResult, echo: Echo, worker: str = "w1") -> None:
+    """Echo one finished run and file it under done or failed (and tell a display, see :func:`emit`)."""
     if rec["status"] == "ok":
         result.done.append(rec["run_id"])
         echo(f"      ok in {rec['duration_s']:.1f}s (epochs {rec.get('epochs_trained')}, kept {rec.get('selected_epoch')})")
@@ -75,6 +85,7 @@ def report_record(rec: dict[str, Any], store_root: Path, result: SweepResult, ec
         result.failed.append(rec["run_id"])
         err = rec["error"]
         echo(f"      FAILED: {err['type']}: {err['message']}  (see {store_root / rec['run_id'] / 'log.txt'})")
+    emit(echo, "run_finished", worker=worker, status=rec["status"], seconds=rec.get("duration_s"))
 
 
 def record_lost_run(
@@ -124,12 +135,18 @@ class LocalExecutor:
         """Run every planned run in order; a failure is recorded and the sweep goes on."""
         result = SweepResult()
         store = RunStore(job.store_root)
+        emit(echo, "sweep", total=len(job.runs), workers=1)
+
+        def progress(stage: str, epoch: int, total: int) -> None:
+            emit(echo, "epoch", worker="w1", stage=stage, epoch=epoch, total=total)
+
         for i, spec in enumerate(job.runs, 1):
             if store.is_finished(spec.run_id):  # finished meanwhile by another process
                 result.skipped.append(spec.run_id)
                 continue
             echo(f"[{i}/{len(job.runs)}] {describe_run(spec)}")
+            emit(echo, "run_started", worker="w1", run=describe_run(spec))
             rec = run_one_planned(spec, job.catalogue_path, job.store_root, datasets=self.datasets,
-                                  echo=echo if job.verbose else None, host=self.host)
+                                  echo=echo if job.verbose else None, host=self.host, progress=progress)
             report_record(rec, job.store_root, result, echo)
         return result

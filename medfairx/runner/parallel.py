@@ -20,6 +20,7 @@ Nothing here imports torch: workers import it when their first run trains.
 
 from __future__ import annotations
 
+import inspect
 import multiprocessing as mp
 import os
 import signal
@@ -36,6 +37,7 @@ from medfairx.errors import ConfigError
 from medfairx.runner.execute import Echo, SweepResult, _now
 from medfairx.runner.executors import RUN_ONE_PLANNED, SweepJob, describe_run, record_lost_run, report_record
 from medfairx.runner.plan import RunSpec
+from medfairx.runner.progress import emit
 
 #: Error type recorded for a run whose worker process died.
 WORKER_DIED = "WorkerDied"
@@ -139,6 +141,14 @@ def describe_exit(exitcode: int | None) -> str:
     return f"exited with code {exitcode} without reporting a result (e.g. os._exit or sys.exit)"
 
 
+def _ignore_sigint() -> Any:
+    """Ignore SIGINT in this process; the previous handler (``None`` off the main thread)."""
+    try:
+        return signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # signal only works in the main thread
+        return None
+
+
 # --- the worker -----------------------------------------------------------------------
 
 
@@ -167,6 +177,7 @@ def _worker_main(
     verbose: bool,
 ) -> None:
     """Worker loop: receive a :class:`RunSpec`, run it, send back its record; ``None`` stops."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
     os.environ.update(env)
     _exit_with_parent()
     from medfairx.specs import resolve_target
@@ -176,6 +187,11 @@ def _worker_main(
 
     def echo(line: str) -> None:
         conn.send(("log", line))
+
+    def progress(stage: str, epoch: int, total: int) -> None:
+        conn.send(("progress", (stage, epoch, total)))
+
+    extra = {"progress": progress} if "progress" in inspect.signature(fn).parameters else {}
 
     while True:
         try:
@@ -187,7 +203,7 @@ def _worker_main(
         if run_device is not None:
             spec = replace(spec, device=run_device)
         try:
-            record = fn(spec, catalogue_path, store_root, datasets=datasets, echo=echo if verbose else None)
+            record = fn(spec, catalogue_path, store_root, datasets=datasets, echo=echo if verbose else None, **extra)
             conn.send(("done", record))
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, which records the run
             conn.send(("error", {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}))
@@ -252,9 +268,12 @@ class ParallelExecutor:
         # spawn copies this process's environment: set the slot's variables for the start
         saved = {k: os.environ.get(k) for k in slot.env}
         os.environ.update(slot.env)
+        sigint = _ignore_sigint()  # inherited by the child, so a Ctrl-C during its start-up is ignored too
         try:
             proc.start()
         finally:
+            if sigint is not None:
+                signal.signal(signal.SIGINT, sigint)
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
@@ -287,6 +306,7 @@ class ParallelExecutor:
         queue: deque[tuple[int, RunSpec]] = deque(enumerate(job.runs, 1))
         n_workers = min(len(self.slots), total)
         echo(f"running {total} runs in {n_workers} worker processes ({', '.join(s.label for s in self.slots[:n_workers])})")
+        emit(echo, "sweep", total=total, workers=n_workers)
         workers: list[_Worker | None] = [None] * n_workers
         finished = 0
         try:
@@ -304,6 +324,7 @@ class ParallelExecutor:
                         w.current = (pos, spec, time.perf_counter(), _now())
                         w.conn.send(spec)
                         echo(f"  start {describe_run(spec)} on {w.slot.label}")
+                        emit(echo, "run_started", worker=w.slot.label, run=describe_run(spec))
                 busy = [w for w in workers if w is not None and w.current is not None]
                 wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
                 for w in busy:
@@ -314,7 +335,7 @@ class ParallelExecutor:
                     pos, spec, _, _ = w.current  # type: ignore[misc]
                     w.current = None
                     echo(f"[{finished}/{total}] {describe_run(spec)} ({w.slot.label})")
-                    report_record(rec, job.store_root, result, echo)
+                    report_record(rec, job.store_root, result, echo, worker=w.slot.label)
                     if not w.process.is_alive():
                         self._stop(w, kill=True)
                         workers[workers.index(w)] = None
@@ -336,6 +357,9 @@ class ParallelExecutor:
                 kind, payload = w.conn.recv()
                 if kind == "log":
                     echo(f"    [{w.slot.label}] {payload}")
+                    continue
+                if kind == "progress":
+                    emit(echo, "epoch", worker=w.slot.label, stage=payload[0], epoch=payload[1], total=payload[2])
                     continue
                 w.runs_done += 1
                 if kind == "done":

@@ -3,7 +3,7 @@
 The pipeline follows Demšar (2006) as autorank and fuzzbench apply it: aggregate seeds
 (mean), build a blocks × methods matrix, rank within blocks (1 = best), Friedman omnibus
 test, then Nemenyi post-hoc and a critical-difference (CD) diagram, with Wilcoxon–Holm
-pairwise tests as the alternative table. See ``shared/METHODS.md`` §8.5.
+pairwise tests as the alternative table. See ``docs/methods.md`` §8.5.
 """
 
 from __future__ import annotations

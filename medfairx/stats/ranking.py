@@ -36,7 +36,8 @@ def seed_means(results: pd.DataFrame) -> pd.DataFrame:
         A DataFrame with the cell keys and ``mean``, ``std`` (ddof=1, NaN for one seed),
         ``n_seeds`` (seeds with a finite value), ``ci_low`` / ``ci_high`` (means of the
         per-seed bounds), ``n``, ``prevalence``, ``higher_is_better``, ``kind`` and ``task``
-        (first value of each cell).
+        (first value of each cell), and ``note`` (the distinct non-empty notes of its seeds,
+        e.g. why the value is undefined; ``""`` when none).
     """
     check_results(results)
     df = results.copy()
@@ -44,9 +45,10 @@ def seed_means(results: pd.DataFrame) -> pd.DataFrame:
     for col in ("ci_low", "ci_high", "n", "prevalence"):
         if col not in df.columns:
             df[col] = np.nan
-    for col in ("kind", "task"):
+    for col in ("kind", "task", "note"):
         if col not in df.columns:
             df[col] = ""
+    df["note"] = df["note"].astype(object).where(df["note"].notna(), "").astype(str)
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     grouped = df.groupby(list(CELL_KEYS), sort=True, dropna=False)
     out = grouped.agg(
@@ -61,8 +63,16 @@ def seed_means(results: pd.DataFrame) -> pd.DataFrame:
         kind=("kind", "first"),
         task=("task", "first"),
     ).reset_index()
+    noted = df[df["note"] != ""]
+    notes = noted.groupby(list(CELL_KEYS), sort=False, dropna=False)["note"].agg(_join_notes)
+    out = out.merge(notes.reset_index(), on=list(CELL_KEYS), how="left")
+    out["note"] = out["note"].astype(object).where(out["note"].notna(), "")
     out["higher_is_better"] = out["higher_is_better"].astype(bool)
     return out
+
+
+def _join_notes(notes: pd.Series) -> str:
+    return " | ".join(sorted({n for n in notes if n}))
 
 
 @dataclass

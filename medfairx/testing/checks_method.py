@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import inspect
+import io
 import pickle
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from medfairx.errors import ConfigError, NotFittedError
-from medfairx.methods.base import Method, RunContext, TaskData
+from medfairx.methods.base import Method, RunContext, TaskData, count_non_finite
 from medfairx.specs import NAME_RE, MethodSpec, MethodTags, Task
 from medfairx.testing._run import Check, fail, run_checks, validate_level
 from medfairx.testing.report import CheckFailure, CheckReport, SkipCheck
@@ -68,10 +70,18 @@ class MethodSubject:
             dims = dims[:1]
         return [(task, d) for task in self.tags.tasks for d in dims]
 
+    @property
+    def features_only(self) -> bool:
+        """The method runs on frozen-encoder feature vectors only (``tags.inputs``): every
+        check then hands it :func:`toy_features` and a ``linear`` head."""
+        return "images" not in self.tags.inputs
+
     def data(self, task: Task, dims: int, seed: int = 0) -> dict[str, TaskData]:
         """Fresh train / val / test toy splits (3 groups, or 2 unless the ``multi_group`` tag)."""
         n_groups = 3 if self.tags.multi_group else 2
         splits = make_toy_splits(task, spatial_dims=dims, num_classes=NUM_CLASSES, n_groups=n_groups, seed=seed)
+        if self.features_only:
+            return {k: toy_features(d) for k, d in splits.items()}
         if self.tags.needs_prompts:  # prompts from the ground truth, as the runner derives them
             from medfairx.prompts import attach_prompts
 
@@ -81,6 +91,8 @@ class MethodSubject:
 
     def ctx(self, task: Task, dims: int, **changes: Any) -> RunContext:
         """A fresh seeded CPU context."""
+        if self.features_only:
+            changes = {**FEATURE_CONTEXT, **changes}
         return make_cpu_run_context(task, num_classes=NUM_CLASSES, spatial_dims=dims, **changes)
 
     def fit_inputs(self, train: TaskData, val: TaskData) -> tuple[TaskData, TaskData]:
@@ -110,6 +122,39 @@ class MethodSubject:
         splits = self.data(task, dims)
         ctx = self.ctx(task, dims, **ctx_changes)
         return self.predict(self.fit(splits, ctx), splits["test"], ctx)
+
+
+#: What the runner's context looks like under a frozen protocol on :func:`toy_features`.
+FEATURE_CONTEXT: dict[str, Any] = {"backbone": "linear", "in_channels": 16, "image_size": ()}
+
+
+def toy_features(data: TaskData) -> TaskData:
+    """``data`` as a frozen protocol hands it to methods: ``(N, 16)`` float32 vectors (4 x 4
+    average-pooled pixels of the first channel, scaled), labels and groups unchanged."""
+    x = np.asarray(data.images, dtype=np.float32)[:, 0]
+    n, h, w = x.shape[:3]
+    pooled = x[:, : h - h % 4, : w - w % 4].reshape(n, 4, (h - h % 4) // 4, 4, (w - w % 4) // 4).mean(axis=(2, 4))
+    return replace(data, images=((pooled.reshape(n, 16) - 60.0) / 40.0).astype(np.float32))
+
+
+def check_runs_on_frozen_features(s: MethodSubject) -> None:
+    """Under a frozen protocol (``linear_probe`` / ``knn``) the method fits on ``(N, D)`` feature
+    vectors with a ``linear`` head and predicts valid scores. Skipped for methods whose
+    ``tags.inputs`` exclude features (they are not planned there) or without classification."""
+    if "features" not in s.tags.inputs or "classification" not in s.tags.tasks:
+        raise SkipCheck(f"skipped: tags.inputs={list(s.tags.inputs)}, tasks={list(s.tags.tasks)}")
+    splits = s.data("classification", 2)
+    if not s.features_only:
+        splits = {k: toy_features(d) for k, d in splits.items()}
+    ctx = make_cpu_run_context("classification", num_classes=NUM_CLASSES, spatial_dims=2, **FEATURE_CONTEXT)
+    try:
+        scores = s.predict(s.fit(splits, ctx), splits["test"], ctx)
+    except Exception as exc:  # noqa: BLE001
+        raise CheckFailure(
+            f"{s.label}: fit/predict on frozen-encoder features (N, 16) with a linear head failed: "
+            f"{type(exc).__name__}: {exc}. Support (N, D) inputs, or tag inputs=('images',) if the method needs pixels."
+        ) from exc
+    _validate_scores(s, "classification", 2, scores, len(splits["test"]))
 
 
 def _as_array(x: Any) -> np.ndarray:
@@ -273,7 +318,8 @@ def _validate_scores(s: MethodSubject, task: str, dims: int, scores: np.ndarray,
     expected = (n, NUM_CLASSES) if task == "classification" else (n, NUM_CLASSES, *spatial)
     fail(scores.shape == expected, f"{where}: predict_scores returned shape {scores.shape}; expected {expected}.")
     fail(np.issubdtype(scores.dtype, np.floating), f"{where}: predict_scores returned dtype {scores.dtype}; expected a float dtype.")
-    fail(bool(np.isfinite(scores).all()), f"{where}: predict_scores returned non-finite values (NaN or inf).")
+    bad = count_non_finite(scores)
+    fail(bad == 0, f"{where}: predict_scores returned {bad} non-finite values (NaN or inf) of {scores.size}.")
     fail(bool((scores >= -ATOL).all() and (scores <= 1 + ATOL).all()), f"{where}: probabilities must lie in [0, 1].")
     sums = scores.sum(axis=1)
     fail(
@@ -484,14 +530,35 @@ def check_seed_determinism(s: MethodSubject) -> None:
         )
 
 
+def _weights_only_round_trip(state: Any, where: str) -> Any:
+    import torch
+
+    from medfairx.fileio import load_weights_only
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    try:
+        return load_weights_only(buf)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        fail(False, f"{where}: state_dict() holds {found.group(1) if found else 'an object'} that a weights-only "
+                    "load refuses; keep only tensors, numpy arrays, numbers, strings, lists, tuples and dicts in it.")
+        raise  # unreachable: fail raised
+
+
 def check_state_dict_roundtrip(s: MethodSubject) -> None:
-    """``state_dict`` → pickle → new instance → ``load_state_dict`` predicts identically."""
+    """``state_dict`` → ``torch.save`` → ``torch.load(weights_only=True)`` → new instance predicts identically.
+
+    A state that needs full unpickling (objects other than tensors and plain containers)
+    could not be loaded back from a run's ``state.pt``, which is always read weights-only.
+    """
     for task, dims in s.variants():
         where = f"{s.label} {_where(task, dims)}"
         splits, ctx = s.data(task, dims), s.ctx(task, dims)
         m = s.fit(splits, ctx)
         before = s.predict(m, splits["test"], ctx)
-        state = pickle.loads(pickle.dumps(m.state_dict()))
+        state = _weights_only_round_trip(m.state_dict(), where)
         fresh = s.new()
         out = fresh.load_state_dict(state, s.ctx(task, dims))
         fail(out is fresh, f"{where}: load_state_dict() returned {type(out).__name__}, expected self.")
@@ -503,10 +570,52 @@ def check_state_dict_roundtrip(s: MethodSubject) -> None:
         )
 
 
+def check_search_space_names(s: MethodSubject) -> None:
+    """Every name of the declared ``search_space`` is an ``__init__`` argument (or a recipe key
+    the method takes through ``recipe``), and no range is empty."""
+    from medfairx.search_space import BAD_SPACE, RECIPE_KEYS, space_problems
+
+    problems = space_problems(s.spec, s.cls)
+    fail(not problems, BAD_SPACE.format(method=s.name, target=s.label, problems="; ".join(problems),
+                                        recipe=", ".join(RECIPE_KEYS)))
+
+
+def check_search_space_samples_fit(s: MethodSubject) -> None:
+    """Configurations drawn from the searched space (declared + recipe) build an instance that
+    fits on tiny data and predicts valid scores (one draw; three at level ``full``)."""
+    import random
+
+    from medfairx.search_space import apply_sample, sample_space, space_of, space_problems
+
+    if space_problems(s.spec, s.cls):
+        raise SkipCheck("skipped: the search space itself is invalid (see check_search_space_names)")
+    space = space_of(s.spec, s.cls)
+    if not space:
+        raise SkipCheck(f"skipped: {s.name} declares no search space")
+    rng = random.Random(0)
+    task, dims = s.variants()[0]
+    for _ in range(3 if s.level == "full" else 1):
+        sample = sample_space(space, rng)
+        params = apply_sample(s.params, sample, s.cls)
+        where = f"{s.label} with sampled {sample}"
+        try:
+            m = s.cls(**params)
+        except Exception as exc:  # noqa: BLE001
+            raise CheckFailure(f"{where}: __init__ raised {type(exc).__name__}: {exc}") from exc
+        splits = s.data(task, dims)
+        ctx = s.ctx(task, dims)
+        try:
+            scores = s.predict(s.fit(splits, ctx, m), splits["test"], ctx)
+        except Exception as exc:  # noqa: BLE001
+            raise CheckFailure(f"{where}: fit/predict raised {type(exc).__name__}: {exc}; narrow the range in "
+                               "`search_space` to values the method accepts") from exc
+        _validate_scores(s, task, dims, scores, len(splits["test"]))
+
+
 #: Checks that never fit the method: the ones an unavailable method (no weights here) still runs.
 NO_FIT_CHECKS = frozenset({
     "check_name_is_valid", "check_tags_match_class", "check_test_params_construct", "check_init_stores_only",
-    "check_predict_before_fit_raises",
+    "check_predict_before_fit_raises", "check_search_space_names",
 })
 
 METHOD_CHECKS: tuple[Check, ...] = (
@@ -522,6 +631,9 @@ METHOD_CHECKS: tuple[Check, ...] = (
     Check("check_inputs_not_mutated", check_inputs_not_mutated),
     Check("check_handles_tiny_group", check_handles_tiny_group),
     Check("check_cpu_only", check_cpu_only),
+    Check("check_runs_on_frozen_features", check_runs_on_frozen_features),
+    Check("check_search_space_names", check_search_space_names),
+    Check("check_search_space_samples_fit", check_search_space_samples_fit),
     Check("check_seed_determinism", check_seed_determinism, level="full"),
     Check("check_state_dict_roundtrip", check_state_dict_roundtrip, level="full"),
 )

@@ -175,6 +175,22 @@ def check_target_resolves(s: SpecSubject) -> None:
 SPEC_CHECKS: tuple[Check, ...] = (Check("check_target_resolves", check_target_resolves),)
 
 
+def check_claim_is_well_formed(s: SpecSubject) -> None:
+    """A claim (plain data, no target) compares its method with others on registered metrics."""
+    from medfairx.plugins import get_host
+
+    claim = s.spec
+    fail(bool(claim.comparisons), f"{s.label}: has no comparisons; a claim needs at least one.")
+    known = set(get_host().registry("metrics").names())
+    unknown = sorted({c.metric for c in claim.comparisons} - known)
+    fail(not unknown, f"{s.label}: compares unregistered metric(s) {unknown}; see `medfairx list metrics`.")
+    fail(all(c.baseline != claim.method for c in claim.comparisons),
+         f"{s.label}: compares method {claim.method!r} with itself.")
+
+
+CLAIM_CHECKS: tuple[Check, ...] = (Check("check_claim_is_well_formed", check_claim_is_well_formed),)
+
+
 # --- driver -------------------------------------------------------------------------------
 
 
@@ -245,7 +261,8 @@ def item_report(
                 return run_checks(subj, checks_reporter.REPORTER_CHECKS, level=level, **common)  # type: ignore[arg-type]
             finally:
                 subj.cleanup()
-        return run_checks(SpecSubject(kind, spec), SPEC_CHECKS, level=level, **common)  # type: ignore[arg-type]
+        checks = CLAIM_CHECKS if kind == "claims" else SPEC_CHECKS
+        return run_checks(SpecSubject(kind, spec), checks, level=level, **common)  # type: ignore[arg-type]
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - e.g. a lazy target that does not import

@@ -341,7 +341,7 @@ TOY_DATASET = DatasetSpec(name="toy", target=load_toy_dataset, card=TOY_CARD, su
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "suite", "dataset", "grouping", "method", "seed", "strategy", "metric", "scope", "group",
-    "value", "ci_low", "ci_high", "n", "prevalence", "higher_is_better", "kind", "task", "threshold",
+    "value", "ci_low", "ci_high", "n", "prevalence", "higher_is_better", "kind", "task", "threshold", "note",
 )
 
 
@@ -364,7 +364,7 @@ def make_toy_results(
             suite="toy", dataset=ds, grouping=gr, method=m, seed=sd, strategy="overall", metric=metric,
             scope=scope, group=group, value=float(v), ci_low=float(v - 0.03), ci_high=float(v + 0.03),
             n=100 if scope != "group" else 50, prevalence=0.4, higher_is_better=hib, kind=kind,
-            task="classification", threshold=0.5,
+            task="classification", threshold=0.5, note="",
         ))
 
     for b, (ds, gr) in enumerate(blocks):

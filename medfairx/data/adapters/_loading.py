@@ -20,7 +20,7 @@ import pandas as pd
 from medfairx.config import DatasetConfig, LabelConfig
 from medfairx.data import imaging
 from medfairx.data.adapters._tabular import present, report_info
-from medfairx.data.cache import H5ImageCache, cache_key, file_fingerprints, file_sha256
+from medfairx.data.cache import H5ImageCache, cache_key, file_fingerprints, file_sha256, fingerprint_memo
 from medfairx.data.dataset import FairDataset, assemble
 from medfairx.data.labels import class_labels
 from medfairx.errors import ConfigError, DataError
@@ -232,12 +232,14 @@ def build(
     size = image_size(cfg, default_size)
     paths = [root / p for p in kept["image_path"].astype(str)]
     mask_paths = [root / p for p in kept[mask_column].astype(str)] if mask_column else None
+    workers = int(opts["workers"])
     key = cache_key(
         adapter=cfg.adapter,
         metadata=[file_sha256(p) for p in source_files],
         options={k: v for k, v in sorted(cfg.options.items()) if k != "workers"},
-        images=file_fingerprints(paths),
-        masks=file_fingerprints(mask_paths) if mask_paths else None,
+        images=file_fingerprints(paths, memo=fingerprint_memo(cache_dir, cfg.name, "images"), workers=workers),
+        masks=file_fingerprints(mask_paths, memo=fingerprint_memo(cache_dir, cfg.name, "masks"), workers=workers)
+        if mask_paths else None,
         size=size,
         resize=[imaging.IMAGE_RESAMPLE, imaging.MASK_RESAMPLE],
     )
@@ -259,7 +261,7 @@ def build(
         image_paths=paths,
         mask_paths=mask_paths,
         cache_dir=cache_dir,
-        workers=int(opts["workers"]),
+        workers=workers,
         task=task,
         class_names=class_names,
         info=info,

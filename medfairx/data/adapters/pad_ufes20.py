@@ -1,7 +1,7 @@
 """PAD-UFES-20 adapter: smartphone skin-lesion images, ``metadata.csv`` (26 columns).
 
-Tested on fixtures written from the documentation (``../shared/data/pad-ufes-20/NOT-STAGED.md``);
-no original file was available.
+Tested on the original ``metadata.csv`` (2,298 rows) and 403 of its images (224-px PNG copies,
+RGBA and RGB, 147-224 px); rows whose image is absent are counted and skipped.
 
 * Header validated against the original 26 columns; a 27th ``image_path`` column (an edited
   public copy) is ignored with a warning.
@@ -13,7 +13,8 @@ no original file was available.
   rows whose whole background block is empty (about 800) are counted in the report.
 * ``patient_id`` is the file's ``patient_id`` (several lesions and images per patient).
 * Images: ``img_id`` is looked up anywhere under ``<root>/images`` (the download splits
-  them into ``imgs_part_1..3``).
+  them into ``imgs_part_1..3``). PNGs with an alpha channel are read as RGB (alpha dropped:
+  it is 255 everywhere in the originals); every image is resized to ``image_size``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ spec below (one source of truth).
 from __future__ import annotations
 
 from medfairx import MethodSpec, MethodTags, hookimpl
-from medfairx.specs import Register
+from medfairx.specs import Choice, IntRange, LogUniform, Register, Uniform
 
 __all__ = ["ERM_SPEC", "GROUPDRO_SPEC", "SPECS", "register_methods"]
 
@@ -34,6 +34,7 @@ GROUPDRO_SPEC = MethodSpec(
         "Sagawa, Koh, Hashimoto, Liang. Distributionally Robust Neural Networks for Group "
         "Shifts. ICLR 2020 (Algorithm 1; code loss.py LossComputer)."
     ),
+    search_space={"eta": LogUniform(1e-3, 1e-1), "c": Uniform(0.0, 4.0)},
 )
 
 SPECS: tuple[MethodSpec, ...] = (ERM_SPEC, GROUPDRO_SPEC)
@@ -46,7 +47,7 @@ def register_methods(register: Register) -> None:
         register(spec)
 
 
-# --- issue 4 item 2: the remaining baselines (lazy targets; one module per method) ---------
+# --- the remaining baselines (lazy targets; one module per method) ----------------------
 
 RESAMPLING_SPEC = MethodSpec(
     name="resampling",
@@ -60,6 +61,7 @@ RESAMPLING_SPEC = MethodSpec(
         "MEDFAIR (Zong et al., ICLR 2023) WeightedRandomSampler; Idrissi et al. Simple data "
         "balancing achieves competitive worst-group-accuracy. CLeaR 2022."
     ),
+    search_space={"resample_which": Choice(("group", "balanced"))},
 )
 
 SWAD_SPEC = MethodSpec(
@@ -74,6 +76,7 @@ SWAD_SPEC = MethodSpec(
         "Cha et al. SWAD: Domain Generalization by Seeking Flat Minima. NeurIPS 2021; MEDFAIR "
         "models/SWAD (per-epoch worst-group-AUC variant)."
     ),
+    search_space={"n_converge": IntRange(1, 5), "n_tolerance": IntRange(3, 10), "tolerance_ratio": Uniform(0.1, 0.5)},
 )
 
 ADV_SPEC = MethodSpec(
@@ -89,12 +92,13 @@ ADV_SPEC = MethodSpec(
         "Ganin et al. Domain-Adversarial Training of Neural Networks. JMLR 2016; Madras et al. "
         "Learning Adversarially Fair and Transferable Representations (LAFTR). ICML 2018."
     ),
+    search_space={"adv_weight": LogUniform(0.1, 10.0), "lambda_max": Uniform(0.1, 1.0)},
 )
 
 CUTMIX_SPEC = MethodSpec(
     name="cutmix",
     target="medfairx_baselines.cutmix:CutMixERM",
-    tags=MethodTags(tasks=_BOTH_TASKS, spatial_dims=(2, 3)),
+    tags=MethodTags(tasks=_BOTH_TASKS, spatial_dims=(2, 3), inputs=("images",)),  # mixes pixels
     summary=(
         "ERM with CutMix (beta=1, p=0.5): paste a random box of a partner image, loss "
         "lam'*l(y_i) + (1-lam')*l(y_pi(i)); segmentation pastes the mask too."
@@ -103,6 +107,7 @@ CUTMIX_SPEC = MethodSpec(
         "Yun et al. CutMix: Regularization Strategy to Train Strong Classifiers with Localizable "
         "Features. ICCV 2019."
     ),
+    search_space={"beta": LogUniform(0.25, 4.0), "prob": Uniform(0.1, 1.0)},
 )
 
 STRATIFIED_SPEC = MethodSpec(
@@ -130,6 +135,7 @@ FIS_SPEC = MethodSpec(
         "Luo et al. FairVision: Equitable Deep Learning for Eye Disease Screening via Fair "
         "Identity Scaling. 2024 (code src/modules.py Fair_Loss_Scaler); FairDi eq. (1)."
     ),
+    search_space={"c": Uniform(0.0, 1.0), "temperature": LogUniform(0.25, 4.0), "blur": LogUniform(0.01, 1.0)},
 )
 
 FEBS_SPEC = MethodSpec(
@@ -144,9 +150,25 @@ FEBS_SPEC = MethodSpec(
         "Tian et al. FairSeg: A Large-Scale Medical Image Segmentation Dataset for Fairness "
         "Learning Using Segment Anything Model with Fair Error-Bound Scaling. ICLR 2024."
     ),
+    search_space={"gamma": Uniform(0.5, 2.0), "ce_weight": Uniform(0.25, 0.75)},
 )
 
-SPECS = (*SPECS, RESAMPLING_SPEC, SWAD_SPEC, ADV_SPEC, CUTMIX_SPEC, STRATIFIED_SPEC, FIS_SPEC, FEBS_SPEC)
+KNN_SPEC = MethodSpec(
+    name="knn",
+    target="medfairx_baselines.knn:KNNProbe",
+    tags=MethodTags(inputs=("features",)),
+    summary=(
+        "k-nearest-neighbour probe on frozen-encoder features (k=20, cosine distance, majority vote; "
+        "scores are neighbour class shares)."
+    ),
+    reference=(
+        "Wu et al. Unsupervised Feature Learning via Non-Parametric Instance Discrimination. CVPR 2018; "
+        "the kNN protocol of Caron et al. (DINO), ICCV 2021."
+    ),
+    search_space={"k": IntRange(5, 50, 5), "metric": Choice(("cosine", "euclidean"))},
+)
+
+SPECS = (*SPECS, RESAMPLING_SPEC, SWAD_SPEC, ADV_SPEC, CUTMIX_SPEC, STRATIFIED_SPEC, FIS_SPEC, FEBS_SPEC, KNN_SPEC)
 __all__ += [
     "ADV_SPEC", "CUTMIX_SPEC", "FEBS_SPEC", "FIS_SPEC", "RESAMPLING_SPEC", "STRATIFIED_SPEC", "SWAD_SPEC",
 ]

@@ -1,4 +1,4 @@
-"""ADV — adversarial fair representations with gradient reversal (METHODS.md §1.5, GRL variant).
+"""ADV — adversarial fair representations with gradient reversal (docs/methods.md §1.5, GRL variant).
 
 ``L = ℓ_task + CE(h(GRL_λ(z)), a)`` with a single optimiser over the network and the
 adversary ``h = Linear(d→128) → ReLU → Linear(128→K)``. ``z`` is the encoder's pooled feature
@@ -6,6 +6,9 @@ adversary ``h = Linear(d→128) → ReLU → Linear(128→K)``. ``z`` is the enc
 captured during the ordinary forward pass. ``λ_p = λ_max·(2/(1+e^{−10p}) − 1)`` with ``p`` the
 fraction of the planned optimiser steps done. The adversary minimises its own error; the
 reversed gradient makes the encoder maximise it. Inference uses ``g∘f`` only.
+
+Search space (``medfairx bench --trials``, on top of the recipe's ``lr`` / ``weight_decay``):
+``adv_weight`` log-uniform on [0.1, 10] around 1; ``lambda_max`` uniform on [0.1, 1].
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
-"""CutMix baseline (METHODS.md §1.6): ERM trained on CutMix batches.
+"""CutMix baseline (docs/methods.md §1.6): ERM trained on CutMix batches.
 
 The transform and the mixed loss live in :mod:`medfairx.methods.cutmix` (FairDi reuses them).
 Classification uses ``λ'·ℓ(y_i) + (1−λ')·ℓ(y_π(i))``; segmentation pastes the label map with
 the same box and uses the plain per-image loss.
+
+Search space (``medfairx bench --trials``, on top of the recipe's ``lr`` / ``weight_decay``):
+``beta`` log-uniform on [0.25, 4] around Yun et al.'s 1; ``prob`` uniform on [0.1, 1] around
+0.5.
 """
 
 from __future__ import annotations

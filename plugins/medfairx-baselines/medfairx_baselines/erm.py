@@ -1,4 +1,8 @@
-"""ERM (METHODS.md §1.1): the framework loop with the mean per-sample task loss."""
+"""ERM (docs/methods.md §1.1): the framework loop with the mean per-sample task loss.
+
+Search space (``medfairx bench --trials``): the recipe's ``lr`` and ``weight_decay`` only
+(:data:`medfairx.specs.RECIPE_SEARCH_SPACE`).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""FEBS — Fair Error-Bound Scaling (Harvard-FairSeg, Tian et al., ICLR 2024; METHODS.md §2.2).
+"""FEBS — Fair Error-Bound Scaling (Harvard-FairSeg, Tian et al., ICLR 2024; docs/methods.md §2.2).
 
 Segmentation only, 2D and 3D. The loss lives in :mod:`medfairx.methods.febs`:
 ``L = 0.5·CE + 0.5·(1/C) Σ_c D(P_c ⊙ w_{a_i}, T_c)`` with
@@ -6,6 +6,9 @@ Segmentation only, 2D and 3D. The loss lives in :mod:`medfairx.methods.febs`:
 the batch (the official code's zero-padded minimum, which zeroes all weights when a group is
 absent, is not reproduced). Default recipe: the framework's; the official code fine-tunes a
 converged baseline with the SEG-2D recipe (SGD 0.01, poly) — pass it via ``recipe``.
+
+Search space (``medfairx bench --trials``, on top of the recipe's ``lr`` / ``weight_decay``):
+``gamma`` uniform on [0.5, 2] around 1; ``ce_weight`` uniform on [0.25, 0.75] around 0.5.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""FIS — Fair Identity Scaling (FairVision, Luo et al. 2024; METHODS.md §2.1) as a baseline.
+"""FIS — Fair Identity Scaling (FairVision, Luo et al. 2024; docs/methods.md §2.1) as a baseline.
 
 The weights live in :mod:`medfairx.methods.fis` (FairDi reuses them). Variant
 ``"fairvision"`` (default) forwards an extra batch of ``m`` samples of every group through
@@ -6,6 +6,10 @@ the current model under ``no_grad`` at every step (per-group endless streams,
 :class:`~medfairx.methods.group_sampling.GroupBatchStream`) to measure the group distances
 ``o_g = S_ε(L̂_g, L̂)``; variant ``"fairdi"`` uses the batch's own losses (FairDi eq. (1)).
 Loss ``L = (1/n) Σ_i ((1−c)·s^I_i + c·s^G_i)·ℓ_i``.
+
+Search space (``medfairx bench --trials``, on top of the recipe's ``lr`` / ``weight_decay``):
+``c`` uniform on [0, 1] (0.5 in FairVision); ``temperature`` log-uniform on [0.25, 4] around 1;
+``blur`` log-uniform on [0.01, 1] around 0.1.
 """
 
 from __future__ import annotations

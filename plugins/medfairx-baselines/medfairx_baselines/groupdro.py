@@ -1,9 +1,13 @@
-"""GroupDRO (Sagawa et al., ICLR 2020), exactly as METHODS.md §1.3.
+"""GroupDRO (Sagawa et al., ICLR 2020), exactly as docs/methods.md §1.3.
 
 Per batch: group losses ``L_g`` (0 for absent groups), optional ``L̃_g = L_g + C/√N_g``,
 ``q ← q·exp(η·L̃_g)`` renormalised (``q`` persists across batches and epochs and is saved in
 the state dict), loss ``Σ_g q_g·L_g`` with ``q`` constant for autograd. Samples outside every
 group (code -1) do not contribute to the loss.
+
+Search space (``medfairx bench --trials``, on top of the recipe's ``lr`` / ``weight_decay``):
+``eta`` log-uniform on [1e-3, 1e-1] around the paper's 0.01; ``c`` (generalisation adjustment)
+uniform on [0, 4], the range Sagawa et al. searched.
 """
 
 from __future__ import annotations

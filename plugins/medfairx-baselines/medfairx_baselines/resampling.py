@@ -1,8 +1,11 @@
-"""Group-balanced resampling (METHODS.md §1.2): ERM with a stratum-balanced weighted sampler.
+"""Group-balanced resampling (docs/methods.md §1.2): ERM with a stratum-balanced weighted sampler.
 
 Sample weights ``w_i = 1/N_{k(i)}`` (strata: group, group × label, or class); every epoch
 draws ``N_train`` positions with replacement from a generator seeded by ``(seed, epoch)``
 (``WeightedRandomSampler(w, N_train, replacement=True, generator=seeded)`` semantics).
+
+Search space (``medfairx bench --trials``, on top of the recipe's ``lr`` / ``weight_decay``):
+``resample_which`` in {group, balanced} (group, or group x label strata).
 """
 
 from __future__ import annotations

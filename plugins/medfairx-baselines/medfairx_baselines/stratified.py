@@ -1,9 +1,12 @@
-"""Divide-and-conquer / stratified ERM (METHODS.md §1.7): one model per group.
+"""Divide-and-conquer / stratified ERM (docs/methods.md §1.7): one model per group.
 
 ``M_g`` is trained with the task recipe on group ``g``'s training data and selected on
 group ``g``'s validation data; prediction routes every sample by its **true** group,
 ``ŷ(x) = M_{a(x)}(x)`` (attribute-aware inference). The overall AUC of this method pools
 scores of differently calibrated models: report it, but flag it.
+
+Search space (``medfairx bench --trials``): the recipe's ``lr`` and ``weight_decay`` only,
+shared by the per-group models.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SWAD (Cha et al., NeurIPS 2021; METHODS.md §1.4): ERM with dense weight averaging over a
+"""SWAD (Cha et al., NeurIPS 2021; docs/methods.md §1.4): ERM with dense weight averaging over a
 validation loss valley, then BatchNorm recalibration on the training data.
 
 After every optimiser step the parameters enter the running segment average (an optimiser
@@ -9,6 +9,10 @@ validation loss for segmentation. The final model is the valley average, or the 
 if the valley was never detected (logged). Early stopping is off by default (``patience=0``)
 because the average, not a checkpoint, is the output; the valley's death stops averaging but
 training continues to ``recipe.epochs`` (as in the original code).
+
+Search space (``medfairx bench --trials``, on top of the recipe's ``lr`` / ``weight_decay``):
+``n_converge`` 1-5, ``n_tolerance`` 3-10 and ``tolerance_ratio`` uniform on [0.1, 0.5], around
+Cha et al.'s 3, 6 and 0.3.
 """
 
 from __future__ import annotations

@@ -201,7 +201,7 @@ def test_state_dict_round_trip(cls: type) -> None:
     buf = io.BytesIO()
     torch.save(m.state_dict(), buf)
     buf.seek(0)
-    state = torch.load(buf, weights_only=False)
+    state = torch.load(buf, weights_only=True)
     fresh = cls().load_state_dict(state, make_ctx())
     assert fresh.get_params() == m.get_params()
     assert fresh.selected_epoch_ == m.selected_epoch_

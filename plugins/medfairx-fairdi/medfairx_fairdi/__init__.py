@@ -1,4 +1,4 @@
-"""medfairx-fairdi: FairDi (Fair Distillation, METHODS.md §3) as a medfairx plugin.
+"""medfairx-fairdi: FairDi (Fair Distillation, docs/methods.md §3) as a medfairx plugin.
 
 Importing this module is cheap: the spec names a lazy target, so torch is imported only
 when the method is used. The method class reads its name, tags, summary and reference from
@@ -8,9 +8,9 @@ the spec below (one source of truth).
 from __future__ import annotations
 
 from medfairx import MethodSpec, MethodTags, hookimpl
-from medfairx.specs import Register
+from medfairx.specs import ClaimComparison, ClaimSpec, Register, Uniform
 
-__all__ = ["FAIRDI_SPEC", "SPECS", "register_methods"]
+__all__ = ["FAIRDI_CLAIM", "FAIRDI_SPEC", "SPECS", "register_claims", "register_methods"]
 
 FAIRDI_SPEC = MethodSpec(
     name="fairdi",
@@ -28,9 +28,11 @@ FAIRDI_SPEC = MethodSpec(
         "of each sample's group, L = lam*tau^2*KL + (1-lam)*w_FIS*l (lam=0.95, tau=1.5)."
     ),
     reference=(
-        "FairDi: fair distillation for medical image analysis (seed 002; eqs. 1-3, Sec. 3.1-3.3, 4.1); "
+        "Masroor et al. Fair Distillation: Teaching Fairness from Biased Teachers in Medical Imaging. "
+        "arXiv 2411.11939, 2024 (eqs. 1-3, Sec. 3.1-3.3, 4.1); "
         "Hinton et al. Distilling the Knowledge in a Neural Network. 2015."
     ),
+    search_space={"tau": Uniform(1.0, 4.0), "lam": Uniform(0.5, 0.99), "c_student": Uniform(0.0, 1.0)},
 )
 
 SPECS: tuple[MethodSpec, ...] = (FAIRDI_SPEC,)
@@ -41,3 +43,27 @@ def register_methods(register: Register) -> None:
     """Register FairDi (lazy target)."""
     for spec in SPECS:
         register(spec)
+
+
+FAIRDI_CLAIM = ClaimSpec(
+    name="fairdi",
+    method="fairdi",
+    title="FairDi",
+    text="Higher overall AUC and higher worst-group AUC, with a smaller AUC gap, than FIS and ERM.",
+    comparisons=tuple(
+        c
+        for base in ("fis", "erm")
+        for c in (
+            ClaimComparison("auc", "overall", base, "up", label="overall AUC"),
+            ClaimComparison("worst_group_auc", "summary", base, "up", label="worst-group AUC"),
+            ClaimComparison("auc_gap", "summary", base, "down", label="AUC gap (max − min group)"),
+        )
+    ),
+)
+"""The paper's claim, checked on every leaderboard that has FairDi, FIS and ERM."""
+
+
+@hookimpl
+def register_claims(register: Register) -> None:
+    """Register the paper's claim about FairDi."""
+    register(FAIRDI_CLAIM)

@@ -1,6 +1,6 @@
 """Backbone / head split of a network and a trainable head on a frozen backbone.
 
-FairDi (METHODS.md §3) trains new heads on a frozen backbone ``f_θ*``:
+FairDi (docs/methods.md §3) trains new heads on a frozen backbone ``f_θ*``:
 
 * **classification** — the framework's :class:`~medfairx.methods.backbones.ClassifierNet`:
   backbone = ``encoder``, head = ``head`` (a linear layer);

@@ -1,4 +1,4 @@
-"""FairDi — Fair Distillation (METHODS.md §3): FIS backbone, per-group teachers, one student.
+"""FairDi — Fair Distillation (docs/methods.md §3): FIS backbone, per-group teachers, one student.
 
 Stages (each trained with the framework loop :func:`~medfairx.methods.trainable.train_model`):
 
@@ -23,6 +23,10 @@ History: stages 0 and 1 train on ``ctx.child(eval_sets={})`` contexts (no per-ep
 predictions) whose records (``stage`` = ``backbone`` / ``teacher:<group>``) are appended to
 ``ctx.history``; the student trains on ``ctx`` itself, so only its epochs carry the per-epoch
 val/test predictions that after-the-fact model selection reads.
+
+Search space (``medfairx bench --trials``, on top of the recipe's ``lr`` / ``weight_decay``):
+``tau`` uniform on [1, 4] around the paper's 1.5; ``lam`` uniform on [0.5, 0.99] around 0.95;
+``c_student`` uniform on [0, 1] around 0.5.
 """
 
 from __future__ import annotations

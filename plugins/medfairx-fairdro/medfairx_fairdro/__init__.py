@@ -1,4 +1,4 @@
-"""medfairx-fairdro: dMoE, its single-router MoE ablation and FairDRO (METHODS.md §6).
+"""medfairx-fairdro: dMoE, its single-router MoE ablation and FairDRO (docs/methods.md §6).
 
 * ``dmoe``: a UNet with an attribute-routed sparse mixture of experts after every encoder
   stage (one noisy top-k router per attribute value, shared experts), trained with the plain
@@ -16,7 +16,7 @@ only when a method is used.
 from __future__ import annotations
 
 from medfairx import MethodSpec, MethodTags, hookimpl
-from medfairx.specs import Register
+from medfairx.specs import IntRange, Register, Uniform
 
 __all__ = ["DMOE_SPEC", "FAIRDRO_SPEC", "MOE_SPEC", "SPECS", "register_methods"]
 
@@ -38,6 +38,7 @@ DMOE_SPEC = MethodSpec(
         "Attribute-aware inference."
     ),
     reference=_DMOE_REF,
+    search_space={"top_k": IntRange(1, 4), "expert_dropout": Uniform(0.0, 0.3)},
 )
 
 MOE_SPEC = MethodSpec(
@@ -49,6 +50,7 @@ MOE_SPEC = MethodSpec(
         "independent of the attribute; loss 0.5*CE + 0.5*Dice. Group-unaware."
     ),
     reference=_DMOE_REF,
+    search_space={"top_k": IntRange(1, 4), "expert_dropout": Uniform(0.0, 0.3)},
 )
 
 FAIRDRO_SPEC = MethodSpec(
@@ -62,9 +64,11 @@ FAIRDRO_SPEC = MethodSpec(
         "Attribute-aware inference."
     ),
     reference=(
-        "DuetFair (arXiv 2605.10521, abstract only; the DRO aggregation is [INFERRED] in "
-        "METHODS.md §6) on dMoE (Oh et al., ICML 2025). Not Jung et al.'s classwise FairDRO (ICLR 2023)."
+        "Tian et al. DuetFair: Coupling Inter- and Intra-Subgroup Robustness for Fair Medical Image "
+        "Segmentation. arXiv 2605.10521, 2026 (abstract only; the DRO aggregation is [INFERRED], "
+        "docs/methods.md §6) on dMoE (Oh et al., ICML 2025). Not Jung et al.'s classwise FairDRO (ICLR 2023)."
     ),
+    search_space={"alpha": Uniform(0.1, 0.5), "omega": Uniform(0.0, 1.0), "top_k": IntRange(1, 4)},
 )
 
 SPECS: tuple[MethodSpec, ...] = (FAIRDRO_SPEC, DMOE_SPEC, MOE_SPEC)

@@ -1,4 +1,4 @@
-"""dMoE (METHODS.md §6): a UNet with attribute-routed sparse experts, plain segmentation loss.
+"""dMoE (docs/methods.md §6): a UNet with attribute-routed sparse experts, plain segmentation loss.
 
 The network is :class:`~medfairx_fairdro.networks.DMoEUNet`, called as ``model(x, a)``: the
 method overrides :meth:`TrainableMethod.forward` so that training, validation and
@@ -8,6 +8,10 @@ architecture; the run's ``ctx.backbone`` only sets its size when ``channels`` is
 Routing fallback: samples whose group code is ``-1`` (outside every group of the grouping)
 are routed by router 0 (see :mod:`medfairx_fairdro.moe`). The number of routers is the
 training grouping's group count, or ``max_attr`` when given (the 3D code allocates 5).
+
+Search space (``medfairx bench --trials``, on top of the recipe's ``lr`` / ``weight_decay``):
+``top_k`` 1-4 of the 8 experts (2 in Oh et al.); ``expert_dropout`` uniform on [0, 0.3] (0.1).
+The ``moe`` ablation searches the same space.
 """
 
 from __future__ import annotations

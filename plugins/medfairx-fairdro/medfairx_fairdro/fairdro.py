@@ -1,4 +1,4 @@
-"""FairDRO / DuetFair (METHODS.md §6): dMoE + subgroup-conditioned DRO.
+"""FairDRO / DuetFair (docs/methods.md §6): dMoE + subgroup-conditioned DRO.
 
 * Network and routing: :class:`~medfairx_fairdro.dmoe.DMoE` (attribute-aware inference).
 * Loss: :func:`~medfairx_fairdro.losses.fairdro_aggregate` of the per-image losses
@@ -12,6 +12,10 @@
 
 Samples outside every group (code ``-1``) fill free batch slots, are routed by router 0 and
 do not contribute to the loss.
+
+Search space (``medfairx bench --trials``, on top of the recipe's ``lr`` / ``weight_decay``):
+the CVaR level ``alpha`` uniform on [0.1, 0.5] (0.25); the tail weight ``omega`` uniform on [0,
+1] (1); ``top_k`` 1-4.
 """
 
 from __future__ import annotations

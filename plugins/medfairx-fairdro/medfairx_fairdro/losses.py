@@ -1,13 +1,13 @@
-"""FairDRO's subgroup-conditioned aggregation of per-image losses (METHODS.md §6, "Loss").
+"""FairDRO's subgroup-conditioned aggregation of per-image losses (docs/methods.md §6, "FairDRO loss").
 
-Given per-image losses ``ℓ_i`` (``0.5·CE_i + 0.5·Dice_i``, METHODS.md §0) and group codes:
+Given per-image losses ``ℓ_i`` (``0.5·CE_i + 0.5·Dice_i``, docs/methods.md §0) and group codes:
 
 1. for every group ``g`` present in the batch, a tail risk of its losses: the exact discrete
    ``CVaR_α`` (:func:`discrete_cvar`, default) or, with ``tail="kl"``, the KL-DRO / tilted
    loss ``t⁻¹·log mean exp(t·ℓ)`` (:func:`tilted_risk`);
 2. within-group risk ``R_g = (1−ω)·mean_{B_g} ℓ + ω·Tail_g``;
 3. across groups: equal weights over the groups present, ``L = (1/|G_B|) Σ_{g∈G_B} R_g``
-   (``across="mean"``, default), or GroupDRO weights ``q`` (METHODS.md §1.3) over the ``R_g``
+   (``across="mean"``, default), or GroupDRO weights ``q`` (docs/methods.md §1.3) over the ``R_g``
    (``across="groupdro"``: ``q ← normalise(q·exp(η·R_g))``, ``L = Σ_g q_g·R_g``, absent groups
    have ``R_g = 0``; the update is :func:`medfairx.methods.losses.groupdro_update`).
 

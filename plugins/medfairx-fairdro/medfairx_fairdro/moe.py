@@ -1,4 +1,4 @@
-"""The attribute-routed sparse mixture of experts of dMoE (METHODS.md §6, "dMoE layer").
+"""The attribute-routed sparse mixture of experts of dMoE (docs/methods.md §6, "dMoE layer").
 
 * :class:`Expert`: ``Linear(d→w·d) → ReLU → Linear(w·d→d) → Dropout(p)`` (``w = 4``,
   ``p = 0.1`` in the official code).

@@ -1,5 +1,5 @@
 """dMoE-UNet: a residual UNet of monai blocks with an attribute-routed SparseMoE after every
-encoder stage (METHODS.md §6, "Placement, 3D"), for 2D and 3D.
+encoder stage (docs/methods.md §6, "Network"), for 2D and 3D.
 
 Architecture (``L = len(channels)`` stages, ``c_i = channels[i]``):
 

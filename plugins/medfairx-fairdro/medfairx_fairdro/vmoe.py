@@ -1,4 +1,4 @@
-"""MoE (METHODS.md §6, baseline "MoE" = ``vmoe`` in the official code): dMoE with one router.
+"""MoE (docs/methods.md §6, baseline "MoE" = ``vmoe`` in the official code): dMoE with one router.
 
 The same dMoE-UNet, but every sample is routed by the single router (as if all ``a = 0``),
 so the method never reads group codes (``uses_groups_in_fit`` and ``uses_groups_in_predict``

@@ -1,4 +1,4 @@
-"""FairDRO's aggregation against hand computations (METHODS.md §6, "Loss")."""
+"""FairDRO's aggregation against hand computations (docs/methods.md §6, "FairDRO loss")."""
 
 from __future__ import annotations
 

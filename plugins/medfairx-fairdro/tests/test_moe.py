@@ -1,4 +1,4 @@
-"""The dMoE layer and network against hand computations (METHODS.md §6, "dMoE layer")."""
+"""The dMoE layer and network against hand computations (docs/methods.md §6, "dMoE layer")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """medfairx-foundation: fairness evaluation of promptable (foundation) segmenters.
 
-METHODS.md §7. Every method here is prompted from the ground truth (tag ``needs_prompts``):
+docs/methods.md §7. Every method here is prompted from the ground truth (tag ``needs_prompts``):
 the framework derives boxes / points from the ground truth in an audited step
 (:func:`medfairx.prompts.attach_prompts`) and the method sees only those prompts and the
 image, so its scores are an upper bound on interactive performance.
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from medfairx import MethodSpec, hookimpl
 from medfairx.prompts import PromptedMethodTags
-from medfairx.specs import Register
+from medfairx.specs import IntRange, Register
 from medfairx_foundation.availability import unavailable_reason
 
 __all__ = [
@@ -53,7 +53,7 @@ BOX_ELLIPSE_SPEC = MethodSpec(
     target="medfairx_foundation.classical:BoxEllipse",
     tags=EVAL_TAGS,
     summary=f"Weight-free lower bound: fills the ellipse inscribed in each prompt box. {GT_NOTE} {SLICE_NOTE}",
-    reference="METHODS.md §7 adapter (a); protocol of Li et al. MICCAI 2024 (arXiv 2406.12646).",
+    reference="docs/methods.md §7; protocol of Li et al. MICCAI 2024 (arXiv 2406.12646).",
 )
 
 BOX_THRESHOLD_SPEC = MethodSpec(
@@ -76,7 +76,8 @@ PROMPT_UNET_SPEC = MethodSpec(
         "monai BasicUNet with the rasterised prompt as an extra input channel, trained briefly on the "
         f"training split with jittered ground-truth prompts; 2D only. {GT_NOTE}"
     ),
-    reference="METHODS.md §7 adapter (b).",
+    reference="docs/methods.md §7; protocol of Li et al. MICCAI 2024 (arXiv 2406.12646).",
+    search_space={"train_jitter": IntRange(0, 4)},
 )
 
 SAM_SPEC = MethodSpec(

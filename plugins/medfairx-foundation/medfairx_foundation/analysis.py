@@ -1,4 +1,4 @@
-"""Per-group scoring, group tests and spatial error summaries (METHODS.md §7 steps 3, 5, 6).
+"""Per-group scoring, group tests and spatial error summaries (docs/methods.md §7, "Analysis").
 
 * :func:`group_scores`: per-case Dice / IoU (the platform's empty-mask rule, §8.2) and their
   group means.
@@ -14,7 +14,7 @@
   truth boundary (the shell ``dilate^w(Y) \\ erode^w(Y)``) vs the rest.
 * :func:`evaluate_prompted`: all of the above for one prompted method on one split,
   in-process (the runner stores per-case Dice only, not the masks the maps need).
-* 3D volumes (slice-wise prompting, METHODS.md §7): :func:`prompted_slice_view` turns the
+* 3D volumes (slice-wise prompting, docs/methods.md §7): :func:`prompted_slice_view` turns the
   prompted slices into 2D cases, and :func:`evaluate_prompted` reports volumetric Dice /
   IoU *and* slice-level Dice / IoU over the prompted slices (``slice_scores``); its error
   maps and boundary shares are computed over the prompted slices. Unprompted slices are

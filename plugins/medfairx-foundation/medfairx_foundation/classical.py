@@ -3,7 +3,7 @@
 Both run offline, deterministically and in milliseconds, so they give every benchmark a
 reference for what the prompt alone explains:
 
-* :class:`EllipseSegmenter` fills the ellipse inscribed in the box (METHODS.md §7 (a)): it
+* :class:`EllipseSegmenter` fills the ellipse inscribed in the box (docs/methods.md §7): it
   ignores the image, so its Dice measures how much a box prompt gives away.
 * :class:`OtsuSegmenter` thresholds the grey image inside the box with Otsu's threshold,
   decides the object's polarity from a thin ring just outside the box (background for

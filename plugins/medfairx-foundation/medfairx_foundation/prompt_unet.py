@@ -1,6 +1,6 @@
 """TinyPromptUNet: a small monai ``BasicUNet`` that takes the rasterised prompt as input.
 
-METHODS.md §7 (b). The network sees the image plus one prompt channel per foreground class
+docs/methods.md §7. The network sees the image plus one prompt channel per foreground class
 (:func:`medfairx.prompts.rasterise`: boxes 0.5, points 1.0) and is trained by the framework
 loop (:class:`~medfairx.methods.trainable.TrainableMethod`). ``fit`` derives the training
 and validation prompts itself from their labels, which ``fit`` may read, with
@@ -11,6 +11,9 @@ the prompts come from ``data.prompts``, attached by the framework, never from la
 volumes slice by slice with an unchanged 2D segmenter, this network is trained, and 3D
 support would need slice-wise training data (sampling the prompted slices of the training
 volumes) in the trainer; it is not implemented.
+
+Search space (``medfairx bench --trials``, on top of the recipe's ``lr`` / ``weight_decay``):
+``train_jitter`` 0-4 pixels (2).
 """
 
 from __future__ import annotations

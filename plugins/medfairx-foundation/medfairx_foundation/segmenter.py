@@ -13,7 +13,7 @@ framework, see :mod:`medfairx.prompts`) and never the labels, and merges the per
 masks into ``(N, C, H, W)`` class probabilities. A sample without any prompt (empty
 ground truth) is predicted as background.
 
-3D volumes (METHODS.md §7, slice-wise prompting, [INFERRED]): segmenters stay 2D. For a
+3D volumes (docs/methods.md §7, slice-wise prompting, [INFERRED]): segmenters stay 2D. For a
 ``(N, C, D, H, W)`` split the framework derives prompts per slice along the first spatial
 axis ``D`` (:data:`medfairx.prompts.SLICE_AXIS`), only for slices with a non-empty
 ground-truth mask, each prompt carrying its ``slice_index``. :func:`segment_volume` calls

@@ -1,4 +1,4 @@
-"""The QP-Net loss terms (METHODS.md §4, eqs. 11–20) as plain functions.
+"""The QP-Net loss terms (docs/methods.md §4, eqs. 11–20) as plain functions.
 
 * :func:`adaptive_delta` — ``δ = 1/(1 + exp((A_domi − A_mix)/σ))`` (eqs. 13–14);
 * :func:`mmd` — ``M(D,D) − 2M(D,L) + M(L,L)`` with the paper's unit Gaussian kernel or the
@@ -199,7 +199,7 @@ def less_prevalent_codes(
     names: Sequence[str] = (),
     requested: Sequence[str | int] | None = None,
 ) -> tuple[int, ...]:
-    """The less-prevalent set ``S`` of the K-group binarisation (METHODS.md §4).
+    """The less-prevalent set ``S`` of the K-group binarisation (docs/methods.md §4).
 
     Default: the groups with ``0 < N_g < N_max/2``; when there are none, the smallest
     non-empty group (the first on ties).

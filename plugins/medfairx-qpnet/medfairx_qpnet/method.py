@@ -1,4 +1,4 @@
-"""QP-Net — Quasi-Pareto improvement from the Mixed model (METHODS.md §4).
+"""QP-Net — Quasi-Pareto improvement from the Mixed model (docs/methods.md §4).
 
 Two stages, both trained by the framework loop (:func:`~medfairx.methods.trainable.train_model`):
 
@@ -19,12 +19,17 @@ Two stages, both trained by the framework loop (:func:`~medfairx.methods.trainab
 Architecture: ``F_z`` = backbone encoder + ``Linear(feature_dim→100)`` (no activation);
 ``F_y`` = MLP ``100→70→50→20→C`` with ReLU; ``F_d`` = the same MLP behind a gradient-reversal
 layer, ending in one logit (BCE, binarised groups) or ``K`` logits (softmax, ``k_groups="kway"``).
-``F_y`` outputs logits trained with softmax cross-entropy (METHODS.md §0) instead of the code's
+``F_y`` outputs logits trained with softmax cross-entropy (docs/methods.md §0) instead of the code's
 final sigmoid. New linear layers use xavier_uniform with the tanh gain.
 
 K groups: by default binarised into the less-prevalent set ``S`` (``less_prevalent``, default
 groups with ``N_g < N_max/2``, else the smallest) and the dominant rest; ``k_groups="kway"``
 uses the K-way loss of §4. Inference is ``F_y(F_z(x))`` and needs no attribute.
+
+Search space (``medfairx bench --trials``, on top of the recipe's ``lr`` / ``weight_decay``):
+the loss weights ``gamma_d`` on [0.05, 0.5] (0.2), ``gamma_mmd`` on [0.2, 1.6] (0.8),
+``gamma_bss`` on [0.1, 1] (0.5), all uniform; QP-Net's own Adam ``lr`` log-uniform on [1e-5,
+1e-3] and ``weight_decay`` on [3e-3, 0.1] (1e-4 and 0.03 in the paper's code).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""QP-Net loss terms against independent numpy references (METHODS.md §4, eqs. 13–20)."""
+"""QP-Net loss terms against independent numpy references (docs/methods.md §4, eqs. 13–20)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""medfairx-spare: SPARE (Subgroup Performance Aware Re-weighting, METHODS.md §5) as a plugin.
+"""medfairx-spare: SPARE (Subgroup Performance Aware Re-weighting, docs/methods.md §5) as a plugin.
 
 Importing this module is cheap: the spec names a lazy target, so torch is imported only
 when the method is used. The method class reads its name, tags, summary and reference from
@@ -8,9 +8,9 @@ the spec below (one source of truth).
 from __future__ import annotations
 
 from medfairx import MethodSpec, MethodTags, hookimpl
-from medfairx.specs import Register
+from medfairx.specs import Choice, ClaimComparison, ClaimSpec, LogUniform, Register, Uniform
 
-__all__ = ["SPARE_SPEC", "SPECS", "register_methods"]
+__all__ = ["SPARE_CLAIM", "SPARE_SPEC", "SPECS", "register_claims", "register_methods"]
 
 SPARE_SPEC = MethodSpec(
     name="spare",
@@ -31,6 +31,7 @@ SPARE_SPEC = MethodSpec(
         "Xu et al. SPARE: Subgroup Performance Aware Re-weighting. Medical Image Analysis 109:103950, 2026 "
         "(Algorithm 1, Sec. 4.3, 5.1-5.2)."
     ),
+    search_space={"alpha": Uniform(0.0, 1.0), "beta": LogUniform(10.0, 1000.0), "sharing": Choice(("none", "mini", "half", "full"))},
 )
 
 SPECS: tuple[MethodSpec, ...] = (SPARE_SPEC,)
@@ -41,3 +42,19 @@ def register_methods(register: Register) -> None:
     """Register SPARE (lazy target)."""
     for spec in SPECS:
         register(spec)
+
+
+SPARE_CLAIM = ClaimSpec(
+    name="spare",
+    method="spare",
+    title="SPARE",
+    text="Every group's F1 goes up over ERM.",
+    comparisons=(ClaimComparison("f1", "group", "erm", "up", "every", "F1"),),
+)
+"""The paper's claim, checked on every leaderboard that has SPARE and ERM."""
+
+
+@hookimpl
+def register_claims(register: Register) -> None:
+    """Register the paper's claim about SPARE."""
+    register(SPARE_CLAIM)

@@ -1,4 +1,4 @@
-"""SPARE — Subgroup Performance Aware Re-weighting (METHODS.md §5).
+"""SPARE — Subgroup Performance Aware Re-weighting (docs/methods.md §5).
 
 For every target group ``t`` (each trained with the framework loop
 :func:`~medfairx.methods.trainable.train_model`):
@@ -24,6 +24,10 @@ routed by ``f_g`` [INFERRED].
 History: every stage trains on a ``ctx.child(eval_sets={})`` and its records (``stage`` =
 ``reference:<g>``, ``group_predictor``, ``group_model:<g>`` or ``group_models``) are appended
 to ``ctx.history`` without per-epoch predictions (the routed ensemble has no single epoch).
+
+Search space (``medfairx bench --trials``, on top of the recipe's ``lr`` / ``weight_decay``):
+``alpha`` uniform on [0, 1] (0.5); ``beta`` log-uniform on [10, 1000] (100); the sharing depth
+``sharing`` in none, mini, half, full.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Partial sharing of SPARE's group models (METHODS.md §5, RQ6 / Table 6).
+"""Partial sharing of SPARE's group models (docs/methods.md §5, RQ6 / Table 6).
 
 A :class:`BranchedNet` is one shared trunk followed by one branch per group:
 
 * ``mini`` — trunk = the classifier's ``encoder``, branches = copies of its linear ``head``;
 * ``half`` — about half of the layers are group-specific [INFERRED split point]: for a monai
-  ResNet the branches are ``layer3``, ``layer4``, pooling and the head (METHODS.md §5); for a
+  ResNet the branches are ``layer3``, ``layer4``, pooling and the head (docs/methods.md §5); for a
   sequential encoder (``tiny_cnn``) the second half of its modules and the head;
 * ``full`` — the whole network is shared (branches are identities), i.e. one model.
 

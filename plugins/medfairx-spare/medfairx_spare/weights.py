@@ -1,4 +1,4 @@
-"""SPARE stage 1: fixed sample weights from minimal perturbations (METHODS.md §5, Algorithm 1).
+"""SPARE stage 1: fixed sample weights from minimal perturbations (docs/methods.md §5, Algorithm 1).
 
 For a target group ``t`` and every training sample ``x``:
 

@@ -1,0 +1,332 @@
+"""Frozen-encoder embeddings: computed once per (dataset, encoder, weights, preprocessing), cached in HDF5.
+
+File ``<cache_dir>/embeddings/<dataset>-<key>.h5`` holds ``features`` ``(N, D)`` float32
+(fletcher32 checksums), ``sample_ids`` (every sample of the dataset, in metadata order) and
+attributes ``key``, ``format``, ``complete=1`` and ``encoder`` (JSON). The key is
+:func:`medfairx.data.cache.cache_key` of the dataset's revision (its pixels, label and
+preprocessing), the image shape, the encoder's name, the sha256 of its weights file and its
+preprocessing. Like the image cache it is written to a temporary file and renamed; a file that
+is corrupt, stale (another key), incomplete, for other samples or holds non-finite values is
+rebuilt with a :class:`~medfairx.data.cache.CacheRebuildWarning`, never used.
+
+The pixels come from the dataset's image cache at the dataset's ``image_size`` (the adapter's
+whole-image resize); when that differs from the encoder's input size they are resized again
+with the encoder's interpolation. Then the encoder's own mean/std, ``torch.inference_mode``,
+batches in ``channels_last``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from medfairx.data.cache import CacheRebuildWarning, cache_key, cache_write_error
+from medfairx.data.dataset import ArraySource, FairDataset
+from medfairx.errors import ConfigError, DataError
+from medfairx.fileio import FILE_MODE
+
+EMBEDDINGS_FORMAT = 1
+FROZEN_PROTOCOLS = ("linear_probe", "knn")
+INIT_SEED = 0  # torch seed of the parameters a random-init (or partly loaded) encoder starts from
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class EncoderChoice:
+    """Which encoder embeds the images, with which weights.
+
+    Attributes:
+        backbone: a classification backbone name (``efficientnet_lite0``, ``timm:<name>``, ...).
+        pretrained: load the encoder's pretrained weights (an error if there are none).
+        weights: a local weights file (overrides the libraries' caches).
+        batch_size: images per forward pass.
+        options: other keyword arguments of the backbone factory.
+    """
+
+    backbone: str = "efficientnet_lite0"
+    pretrained: bool = True
+    weights: str | None = None
+    batch_size: int = 64
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def backbone_kwargs(self) -> dict[str, Any]:
+        """What the backbone factory receives."""
+        kw = {**dict(self.options), "pretrained": self.pretrained}
+        if self.weights is not None:
+            kw["weights"] = str(self.weights)
+        return kw
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> EncoderChoice:
+        """From a suite's ``encoder:`` block (:class:`~medfairx.config.EncoderConfig`) or ``None``."""
+        if cfg is None:
+            return cls()
+        return cls(cfg.backbone, cfg.pretrained, None if cfg.weights is None else str(cfg.weights), cfg.batch_size,
+                   tuple(sorted(cfg.options.items())))
+
+
+@dataclass
+class Embeddings:
+    """The embeddings of every sample of a dataset.
+
+    Attributes:
+        features: ``(N, D)`` float32, rows in the dataset's metadata order.
+        key: the cache key.
+        path: the cache file.
+        encoder: the encoder's record (name, pretrained, weights, weights_sha256, preprocessing).
+        encoded: images run through the encoder by this call (0: read from the cache).
+        seconds: time spent encoding.
+    """
+
+    features: np.ndarray
+    key: str
+    path: Path
+    encoder: dict[str, Any]
+    encoded: int = 0
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        """Encoding throughput of this call (NaN when nothing was encoded)."""
+        return self.encoded / self.seconds if self.encoded and self.seconds > 0 else float("nan")
+
+    def protocol_record(self, protocol: str) -> dict[str, Any]:
+        """What a run on these features records (and its id hashes)."""
+        return {
+            "name": protocol,
+            "encoder": self.encoder["name"],
+            "pretrained": self.encoder["pretrained"],
+            "weights_file": None if self.encoder["weights"] is None else Path(self.encoder["weights"]).name,
+            "weights_sha256": self.encoder["weights_sha256"],
+            "preprocessing": self.encoder["preprocessing"],
+            "embeddings": self.key,
+            "feature_dim": int(self.features.shape[1]),
+        }
+
+
+@dataclass
+class H5EmbeddingCache:
+    """One embeddings file and the facts it must match."""
+
+    path: Path
+    key: str
+    sample_ids: list[str]
+
+    @classmethod
+    def for_dataset(cls, cache_dir: str | Path, dataset: str, key: str, sample_ids: list[str]) -> H5EmbeddingCache:
+        """The file of ``dataset`` under ``cache_dir/embeddings``."""
+        return cls(Path(cache_dir) / "embeddings" / f"{dataset}-{key}.h5", key, list(sample_ids))
+
+    def problem(self) -> str | None:
+        """Why the file cannot be used (``None``: valid)."""
+        try:
+            with h5py.File(self.path, "r") as f:
+                if int(f.attrs.get("complete", 0)) != 1:
+                    return "incomplete (no complete flag)"
+                if f.attrs.get("key") != self.key:
+                    return f"stale (key {f.attrs.get('key')!r}, expected {self.key!r})"
+                feats = f["features"]
+                if feats.ndim != 2 or feats.shape[0] != len(self.sample_ids) or feats.dtype != np.float32:
+                    return f"of the wrong shape {feats.shape} (expected ({len(self.sample_ids)}, D) float32)"
+                if not feats.fletcher32:
+                    return "without checksums"
+                if list(f["sample_ids"].asstr()[...]) != self.sample_ids:
+                    return "for different samples"
+        except (OSError, KeyError, ValueError) as exc:
+            return f"corrupt ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        return None
+
+    def read(self) -> np.ndarray | None:
+        """The features, or ``None`` (with a rebuild warning) when the file is unusable."""
+        if not self.path.exists():
+            return None
+        reason = self.problem()
+        if reason is None:
+            try:
+                with h5py.File(self.path, "r") as f:
+                    features = f["features"][...]
+                if np.isfinite(features).all():
+                    return features
+                reason = "holding non-finite values"
+            except OSError as exc:  # a chunk whose checksum fails: bytes changed on disk
+                reason = f"corrupt ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        warnings.warn(f"Embedding cache {self.path} is {reason}; rebuilding it.", CacheRebuildWarning, stacklevel=3)
+        return None
+
+    def write(self, features: np.ndarray, encoder: dict[str, Any]) -> None:
+        """Write ``features`` atomically (temporary file, then rename).
+
+        Raises:
+            DataError: the folder is not writable or the disk is full.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.stem + ".", suffix=".h5.tmp")
+            os.close(fd)
+            tmp = Path(tmp_name)
+            try:
+                with h5py.File(tmp, "w") as f:
+                    f.create_dataset("features", data=features.astype(np.float32), fletcher32=True,
+                                     chunks=(min(len(features), 1024) or 1, features.shape[1]))
+                    f.create_dataset("sample_ids", data=np.asarray(self.sample_ids, dtype=object),
+                                     dtype=h5py.string_dtype())
+                    f.attrs["key"] = self.key
+                    f.attrs["format"] = EMBEDDINGS_FORMAT
+                    f.attrs["encoder"] = json.dumps(encoder, sort_keys=True)
+                    f.attrs["complete"] = 1
+                tmp.chmod(FILE_MODE)
+                tmp.replace(self.path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        except OSError as exc:
+            raise cache_write_error("embedding cache", self.path, exc) from None
+
+
+def build_encoder(dataset: FairDataset, choice: EncoderChoice) -> Any:
+    """The encoder network for ``dataset``'s images (a ClassifierNet carrying ``encoder_info``)."""
+    from medfairx.methods.backbones import build_backbone
+
+    if dataset.card.task != "classification":
+        raise ConfigError(f"Dataset {dataset.name!r} is a {dataset.card.task} dataset; frozen-feature protocols "
+                          "are for classification (segmentation trains end to end).")
+    channels = int(dataset.source.read(np.arange(1))[0].shape[1]) if len(dataset) else 3
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # a random-init encoder is the same network every time (seed 0)
+        torch.manual_seed(INIT_SEED)
+        net = build_backbone(choice.backbone, in_channels=channels, num_classes=2,
+                             spatial_dims=dataset.card.spatial_dims, task="classification", **_accepted(choice))
+    info = getattr(net, "encoder_info", None)
+    if info is None:  # a plain backbone (tiny_cnn, monai nets): no preprocessing of its own
+        from medfairx.data.cache import file_sha256
+
+        info = {"name": choice.backbone, "pretrained": choice.weights is not None, "pretrained_requested": False,
+                "weights": choice.weights, "weights_sha256": file_sha256(choice.weights) if choice.weights else None,
+                "preprocessing": None}
+    return net, info
+
+
+def _accepted(choice: EncoderChoice) -> dict[str, Any]:
+    """The choice's factory keywords; ``pretrained: false`` is dropped for networks without weights."""
+    import inspect
+
+    from medfairx.methods.backbones import find_backbone_spec
+
+    kw = choice.backbone_kwargs()
+    params = inspect.signature(find_backbone_spec(choice.backbone).load()).parameters
+    if "pretrained" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        if choice.pretrained:
+            raise ConfigError(f"Encoder {choice.backbone!r} has no pretrained weights; set `pretrained: false` "
+                              "(random init) or pick a pretrained encoder such as efficientnet_lite0.")
+        kw.pop("pretrained")
+    return kw
+
+
+def embedding_key(dataset: FairDataset, image_shape: tuple[int, ...], encoder: dict[str, Any],
+                  options: dict[str, Any]) -> str:
+    """The cache key of ``dataset``'s embeddings under ``encoder``."""
+    return cache_key(kind="embeddings", embeddings_format=EMBEDDINGS_FORMAT, dataset=dataset.name,
+                     revision=dataset.revision, image_shape=list(image_shape), encoder=encoder["name"],
+                     pretrained=encoder["pretrained"], weights_sha256=encoder["weights_sha256"],
+                     preprocessing=encoder["preprocessing"], options=options, init_seed=INIT_SEED)
+
+
+def encode_images(encoder: Any, images: Callable[[np.ndarray], np.ndarray], n: int, *, input_size: tuple[int, ...] | None,
+                  interpolation: str, batch_size: int, device: str = "cpu",
+                  progress: Callable[[int, int, float], None] | None = None) -> np.ndarray:
+    """Run ``encoder`` over ``n`` uint8 images read by ``images(rows)``, in batches.
+
+    Returns ``(n, D)`` float32 features. Batches are converted like the trainer converts
+    them, resized to ``input_size`` (spatial) when it differs, ``channels_last``, and run under
+    ``torch.inference_mode``.
+    """
+    import torch
+
+    from medfairx.methods.device import images_to_float
+
+    encoder = encoder.to(device).eval().to(memory_format=torch.channels_last)
+    out: list[np.ndarray] = []
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            rows = np.arange(start, min(start + batch_size, n))
+            x = images_to_float(torch.from_numpy(np.ascontiguousarray(images(rows))).to(device))
+            if input_size is not None and tuple(x.shape[2:]) != tuple(input_size):
+                x = torch.nn.functional.interpolate(x, size=tuple(input_size), mode=interpolation,
+                                                    align_corners=False, antialias=True)
+            out.append(encoder(x.contiguous(memory_format=torch.channels_last)).float().cpu().numpy())
+            if progress is not None:
+                progress(int(rows[-1]) + 1, n, time.perf_counter() - t0)
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def embed_dataset(dataset: FairDataset, choice: EncoderChoice, cache_dir: str | Path, *, refresh: bool = False,
+                  device: str = "cpu", echo: Echo | None = None) -> Embeddings:
+    """The embeddings of every sample of ``dataset``: from the cache, else computed and cached.
+
+    Args:
+        dataset: a classification dataset.
+        choice: the encoder.
+        cache_dir: the catalogue's cache folder (files go to its ``embeddings/``).
+        refresh: recompute even when a valid cache exists.
+        device: where the encoder runs.
+        echo: progress lines (``images/s``).
+    """
+    net, info = build_encoder(dataset, choice)
+    sample_ids = [str(s) for s in dataset.metadata.index]
+    first = dataset.source.read(np.arange(1))[0] if len(dataset) else np.zeros((1, 3, 1, 1), np.uint8)
+    image_shape = tuple(int(s) for s in first.shape[1:])
+    options = dict(choice.options)
+    key = embedding_key(dataset, image_shape, info, options)
+    cache = H5EmbeddingCache.for_dataset(cache_dir, dataset.name, key, sample_ids)
+    if not refresh:
+        features = cache.read()
+        if features is not None:
+            return Embeddings(features, key, cache.path, info, encoded=0)
+    prep = info.get("preprocessing") or {}
+    input_size = tuple(prep["input_size"][1:]) if prep.get("input_size") else None
+    last = [0.0]
+
+    def progress(done: int, total: int, seconds: float) -> None:
+        event = getattr(echo, "event", None)  # a progress display (medfairx.runner.progress) draws a bar
+        if event is not None:
+            event("embedding", dataset=dataset.name, done=done, total=total, seconds=seconds)
+        if echo is not None and (done == total or seconds - last[0] >= 10):
+            last[0] = seconds
+            echo(f"  embedded {done:,}/{total:,} images of {dataset.name} ({done / max(seconds, 1e-9):.1f} images/s)")
+
+    if echo is not None:
+        echo(f"embedding {len(dataset):,} images of {dataset.name} with {info['name']} "
+             f"({'pretrained' if info['pretrained'] else 'random init'}) -> {cache.path}")
+    t0 = time.perf_counter()
+    features = encode_images(net.encoder, lambda rows: dataset.source.read(rows)[0], len(dataset),
+                             input_size=input_size, interpolation=prep.get("interpolation", "bilinear"),
+                             batch_size=choice.batch_size, device=device, progress=progress)
+    seconds = time.perf_counter() - t0
+    if not np.isfinite(features).all():
+        raise DataError(f"Encoder {info['name']} produced non-finite features on {dataset.name}; check its weights.")
+    cache.write(features, info)
+    return Embeddings(features, key, cache.path, info, encoded=len(dataset), seconds=seconds)
+
+
+def frozen_dataset(dataset: FairDataset, embeddings: Embeddings) -> FairDataset:
+    """``dataset`` whose "images" are its feature vectors (what methods see under a frozen protocol)."""
+    if embeddings.features.shape[0] != len(dataset):
+        raise DataError(f"Embeddings of {dataset.name!r} have {embeddings.features.shape[0]} rows, "
+                        f"the dataset {len(dataset)}; rebuild them with `medfairx embed`.")
+    out = FairDataset(name=dataset.name, card=dataset.card, config=dataset.config, metadata=dataset.metadata,
+                      source=ArraySource(embeddings.features), splits=dataset.splits, revision=dataset.revision,
+                      groupings=dataset.groupings, info={**dataset.info, "protocol": embeddings.protocol_record("")})
+    out.embeddings = embeddings  # type: ignore[attr-defined]
+    return out
