@@ -180,6 +180,24 @@ class GroupingConfig(_Strict):
         return "bins" if self.bins is not None else "categorical"
 
 
+class HoldoutConfig(_Strict):
+    """Leave-one-value-out: the rows whose ``column`` equals ``value`` are held out of training,
+    validation and test, and scored as the external split ``external:<dataset>@<column>=<value>``."""
+
+    column: str
+    value: str
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _str_value(cls, value: Any) -> Any:
+        return _scalar_str(value)
+
+    @property
+    def split(self) -> str:
+        """Name of the held-out split in the dataset's manifest."""
+        return "holdout"
+
+
 class DatasetConfig(_Strict):
     """One catalogue dataset. ``name`` is filled in from its key."""
 
@@ -194,6 +212,7 @@ class DatasetConfig(_Strict):
     min_group_size: int = Field(1, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
     groupings: dict[str, GroupingConfig] = Field(default_factory=dict)
+    holdout: HoldoutConfig | None = None
 
     _resolve = field_validator("root", mode="before")(_resolve_path)
 
@@ -317,6 +336,16 @@ class SuiteConfig(_Strict):
     protocol: Literal["finetune", "linear_probe", "knn"] = "finetune"
     encoder: EncoderConfig | None = None
     search: SearchConfig | None = None
+    #: training dataset → external datasets it is also scored on: a list (each scored under the
+    #: training dataset's suite groupings) or ``{external: [groupings]}``
+    evaluate_on: dict[str, list[str] | dict[str, list[str]]] = Field(default_factory=dict)
+
+    def external_sets(self, dataset: str) -> dict[str, list[str]]:
+        """External datasets of training dataset ``dataset`` → the groupings they are scored under."""
+        listed = self.evaluate_on.get(dataset) or {}
+        if isinstance(listed, list):
+            return {name: list(self.datasets.get(dataset, [])) for name in listed}
+        return {name: list(gs) for name, gs in listed.items()}
 
     @model_validator(mode="after")
     def _search_seed(self) -> SuiteConfig:
@@ -419,6 +448,7 @@ class Catalogue(_Strict):
                             f"its groupings: {', '.join(known) or '(none)'}",
                         )
                     )
+            problems += _external_problems(sname, suite, self.datasets)
         _raise_problems(problems)
         return self
 
@@ -449,6 +479,46 @@ class Catalogue(_Strict):
         if name not in self.suites:
             raise UnknownNameError("suite", name, self.suites, hint=f"Suites are defined in {self._path}.")
         return self.suites[name]
+
+
+def _external_problems(sname: str, suite: SuiteConfig, datasets: dict[str, DatasetConfig]
+                       ) -> list[tuple[tuple[str, ...], str]]:
+    """What makes an ``evaluate_on`` entry of suite ``sname`` unusable: an unknown dataset, another
+    task, number of classes or ``image_size`` than the training dataset, a missing grouping."""
+    problems = []
+    for train_name in suite.evaluate_on:
+        where = ("suites", sname, "evaluate_on", train_name)
+        if train_name not in suite.datasets:
+            problems.append((where, f"{train_name!r} is not a dataset of this suite; its datasets: "
+                                    + ", ".join(suite.datasets)))
+            continue
+        train = datasets.get(train_name)
+        if train is None:
+            continue  # reported as an unknown suite dataset
+        for ext_name, groupings in suite.external_sets(train_name).items():
+            ext = datasets.get(ext_name)
+            if ext is None:
+                problems.append(((*where, ext_name), f"unknown dataset {ext_name!r}; datasets: "
+                                                      + ", ".join(sorted(datasets))))
+                continue
+            for what, mine, theirs in (
+                ("task", train.task or "classification", ext.task or "classification"),
+                ("number of classes", train.label.num_classes if train.label else 2,
+                 ext.label.num_classes if ext.label else 2),
+                ("image_size", train.image_size, ext.image_size),
+            ):
+                if mine != theirs:
+                    message = (f"{what} {theirs!r} differs from the training dataset {train_name!r} ({mine!r}); "
+                               f"define a catalogue entry of {ext_name!r} with {what} {mine!r}")
+                    problems.append(((*where, ext_name), message))
+            missing = [g for g in groupings if g not in ext.groupings and not _generic_grouping(g)]
+            if missing:
+                message = (f"grouping(s) {', '.join(map(repr, missing))} are not defined for external dataset "
+                           f"{ext_name!r} (its groupings: {', '.join(ext.groupings) or '(none)'}); map them under "
+                           f"datasets.{ext_name}.groupings or list the groupings it has as "
+                           f"evaluate_on: {{{train_name}: {{{ext_name}: [...]}}}}")
+                problems.append(((*where, ext_name), message))
+    return problems
 
 
 def _generic_grouping(name: str) -> bool:

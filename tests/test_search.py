@@ -239,6 +239,11 @@ def test_tuned_runs_are_the_chosen_configurations_on_the_suite_seeds(searched: P
                 assert rec["status"] == "ok" and rec["seed"] == 0 and g in rec["groupings"]
                 trial_params = RunStore(search_root(searched) / "trials").record(trials[choice["trial"]]["run_id"])["params"]
                 assert rec["params"] == trial_params
+    # strategies (and groupings) that choose the same trial share its tuned runs: one per trial and seed
+    chosen = {(u["study"], c["trial"]): tuple(c["run_ids"]) for u in read_selection(searched)["units"]
+              for per in u["choices"].values() for c in per.values()}
+    assert len(set(chosen.values())) == len(chosen)
+    assert len(list(tuned.records())) == len({r for ids in chosen.values() for r in ids})
 
 
 def _permute_test_labels(root: Path) -> None:
@@ -302,3 +307,73 @@ def test_search_page_shows_budget_choices_and_defaults_vs_tuned(searched: Path, 
     pages = write_search_page(searched, tmp_path, defaults, suite="tiny")
     html = (tmp_path / "search.html").read_text()
     assert len(pages) == 2 and "Defaults vs tuned" in html and "eta=" in html
+
+
+class Flaky(TrainableMethod):
+    """ERM that fails to train when its knob says so: a trial that fails."""
+
+    def __init__(self, mode: str = "ok", recipe: dict | None = None) -> None:
+        super().__init__(recipe=recipe)
+        self.mode = mode
+
+    def fit(self, train, val, ctx):  # type: ignore[no-untyped-def]
+        if self.mode == "boom":
+            raise RuntimeError("this configuration cannot train")
+        return super().fit(train, val, ctx)
+
+
+def test_a_failed_trial_counts_and_is_told_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDFAIRX_TRACKING", "none")
+    torch.set_num_threads(1)
+
+    @hookimpl
+    def register_methods(register):  # type: ignore[no-untyped-def]
+        register(MethodSpec("flaky", Flaky, MethodTags(), summary="flaky", reference="-",
+                            search_space={"mode": Choice(("ok", "fine", "boom"))}))
+
+    plugin = types.ModuleType("flaky_method")
+    plugin.register_methods = register_methods  # type: ignore[attr-defined]
+    cfg = tmp_path / "datasets.yaml"
+    cfg.write_text(CATALOGUE.replace("TRIALS", "4").replace("methods: [erm]", "methods: [flaky]")
+                   .replace("[group, site]", "[group]"))
+    from medfairx.runner import search
+
+    scored: list[Path] = []
+
+    def first_unscorable(run_dir: Path, **kw):  # type: ignore[no-untyped-def]
+        scored.append(run_dir)
+        if len(scored) == 1:
+            raise ConfigError("validation rows unreadable")
+        return objective_value(run_dir, **kw)
+
+    monkeypatch.setattr(search, "objective_value", first_unscorable)
+    opts = {"suite": "tiny", "out": tmp_path / "runs"}
+    lines: list[str] = []
+    result = run_bench(load_catalogue(cfg), BenchOptions(**opts), make_plugin_host(extra=(plugin,)), lines.append)
+    (unit,) = read_selection(tmp_path / "runs" / "tiny")["units"]
+    modes = [t["params"]["mode"] for t in unit["trials"]]
+    assert modes.count("boom") >= 1 and len(modes) - modes.count("boom") >= 2  # the search seed draws both
+    unscorable = next(t["number"] for t in unit["trials"] if t["run_id"] == scored[0].name)
+    assert [t["state"] for t in unit["trials"]] == [
+        "FAIL" if m == "boom" or t["number"] == unscorable else "COMPLETE" for m, t in zip(modes, unit["trials"])]
+    assert len(result.failed) == modes.count("boom")
+    assert any("cannot be scored: ConfigError: validation rows unreadable" in line for line in lines)
+    assert any("this configuration cannot train" in line for line in lines)
+    for choices in unit["choices"].values():  # a failed trial is never chosen
+        assert all(unit["trials"][c["trial"]]["state"] == "COMPLETE" for c in choices.values())
+    import optuna
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(search_root(tmp_path / "runs" / "tiny") / "study.journal")))
+    study = optuna.load_study(study_name=unit["study"], storage=storage)
+    assert [t.state.name for t in study.trials] == [t["state"] for t in unit["trials"]]  # none left RUNNING
+    # the failed trial counts toward the budget: a rerun asks nothing new
+    run_bench(load_catalogue(cfg), BenchOptions(**opts), make_plugin_host(extra=(plugin,)), lambda _: None)
+    assert len(read_selection(tmp_path / "runs" / "tiny")["units"][0]["trials"]) == 4
+
+
+def test_index_links_the_search_page(searched: Path, tmp_path: Path) -> None:
+    from medfairx.report.writer import write_report
+
+    index = write_report(searched, tmp_path / "tiny", n_boot=0, echo=lambda _: None)
+    assert 'href="search.html"' in index.read_text() and (tmp_path / "tiny" / "search.html").is_file()

@@ -109,8 +109,6 @@ def load_state(source: Path, host: Any = None, *, device: str = "cpu") -> tuple[
     Returns:
         ``(method, ctx)``: the fitted method and a :class:`RunContext` matching its network.
     """
-    import torch
-
     from medfairx.methods.base import RunContext
 
     path = state_path(source)

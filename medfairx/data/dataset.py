@@ -267,13 +267,17 @@ def assemble(
         if problems:
             raise DataError(f"Split manifest {cfg.split.manifest} does not fit dataset {cfg.name!r}: {'; '.join(problems)}.")
     else:
+        kept, held = _holdout(cfg, metadata)
         splits = make_splits(
-            metadata,
+            kept,
             cfg.split.ratios,
             cfg.split.seed,
             label_col="label" if card.task == "classification" else None,
             stratify=cfg.split.stratify,
         )
+        if held is not None:
+            splits = SplitManifest({**splits.splits, "holdout": held},
+                                   {**splits.params, "holdout": cfg.holdout.model_dump()})  # type: ignore[union-attr]
         if manifest_dir is not None:
             path = Path(manifest_dir) / f"{cfg.name}-{revision}-split-{splits.hash[:12]}.json"
             if not path.exists():
@@ -293,6 +297,30 @@ def assemble(
         groupings=groupings,
         info=info,
     )
+
+
+def _holdout(cfg: DatasetConfig, metadata: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...] | None]:
+    """The rows train/val/test are drawn from, and the sorted ids held out by ``cfg.holdout``.
+
+    A patient with a held-out row is held out whole, so no held-out patient is trained on.
+    """
+    rule = cfg.holdout
+    if rule is None:
+        return metadata, None
+    if rule.column not in metadata.columns:
+        raise ConfigError(
+            f"datasets.{cfg.name}.holdout.column: {rule.column!r} is not in the metadata of adapter "
+            f"{cfg.adapter!r}. Available columns: {', '.join(map(str, metadata.columns))}."
+        )
+    hit = metadata[rule.column].astype(str).eq(rule.value)
+    if not hit.any():
+        values = ", ".join(sorted(map(str, metadata[rule.column].dropna().unique()))[:20])
+        raise ConfigError(
+            f"datasets.{cfg.name}.holdout.value: no row has {rule.column} = {rule.value!r}; values: {values}."
+        )
+    patients = set(metadata.loc[hit, "patient_id"].astype(str))
+    held = metadata["patient_id"].astype(str).isin(patients)
+    return metadata.loc[~held], tuple(sorted(map(str, metadata.index[held])))
 
 
 def _catalogue(catalogue: Catalogue | str | Path | None) -> Catalogue:

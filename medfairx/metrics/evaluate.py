@@ -50,8 +50,12 @@ def _registry(kind: str) -> Any:
     return get_host().registry(kind)
 
 
-def _strategy(name: str) -> Any:
+def load_strategy(name: str) -> Any:
+    """The callable of the registered selection strategy ``name``."""
     return _registry("selection_strategies").get(name).load()
+
+
+_strategy = load_strategy
 
 
 def _plugin_metric(name: str) -> Any:
@@ -148,8 +152,12 @@ def score_predictions(
     seed: int = 0,
     threshold_policy: str = DEFAULT_POLICY,
     run_name: str = "predictions",
+    split: str = "test",
 ) -> pd.DataFrame:
     """Score one prediction table (val + test rows) under one grouping.
+
+    ``split`` names the rows scored (default ``test``; e.g. an external test set); the
+    threshold is chosen on the ``val`` rows either way.
 
     Returns:
         Rows with metric, scope, group, value, ci_low, ci_high, n, prevalence,
@@ -160,7 +168,7 @@ def score_predictions(
     """
     column = GROUP_PREFIX + grouping
     val = frame[frame["split"] == "val"]
-    test = frame[frame["split"] == "test"].sort_values("sample_id", kind="mergesort")
+    test = frame[frame["split"] == split].sort_values("sample_id", kind="mergesort")
     scores = scores_of(test, run_name) if task == CLS else None
     num_classes = 2 if scores is None or scores.ndim == 1 else scores.shape[1]
     threshold = float("nan")
@@ -251,8 +259,18 @@ def evaluate_runs(
     return pd.concat(tables, ignore_index=True)[RESULT_COLUMNS]
 
 
-def _evaluate_run(run: StoredRun, fns: dict[str, Any], metrics: list[str] | None, n_boot: int, seed: int,
-                  policy: str) -> pd.DataFrame:
+def evaluate_run(run: StoredRun, fns: dict[str, Any], metrics: list[str] | None, n_boot: int, seed: int,
+                 policy: str) -> pd.DataFrame:
+    """One run's rows of the results table (columns :data:`RESULT_COLUMNS`).
+
+    Args:
+        run: a successful stored run.
+        fns: strategy name → its callable (``final`` may map to ``None``).
+        metrics: metric names to score (``None``: all that apply).
+        n_boot: bootstrap resamples for the CIs (0: none).
+        seed: bootstrap seed.
+        policy: decision-threshold policy (:mod:`medfairx.metrics.thresholds`).
+    """
     rec, task = run.record, run.task
     preds = run.predictions()
     epochs = run.epochs()
@@ -286,6 +304,9 @@ def _evaluate_run(run: StoredRun, fns: dict[str, Any], metrics: list[str] | None
     for col in ("suite", "dataset", "method", "seed"):
         table[col] = rec.get(col)
     return table
+
+
+_evaluate_run = evaluate_run
 
 
 def collect_failures(runs_dir: Path | Iterable[StoredRun]) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from medfairx.errors import ConfigError
 from medfairx.fileio import atomic_write_csv, atomic_write_json, atomic_write_text
 from medfairx.report.claims import claims_context, evaluate_claims
 from medfairx.report.plots import cd_diagram_svg, group_bars_svg, pareto_svg
+from medfairx.report.protocols import block_encoding_rows
 from medfairx.report.render import fmt_num, fmt_p, inline_svg, make_environment, render_page, sort_key
 from medfairx.stats.cd import NON_INDEPENDENCE, Comparison, compare_methods
 from medfairx.stats.ranking import average_ranks, block_matrix, check_results, seed_means
@@ -402,6 +403,11 @@ def build_leaderboard(
     caveats: Mapping[str, Sequence[str]] | None = None,
     claims: Sequence[Any] | None = None,
     submissions: Sequence[Mapping[str, Any]] | None = None,
+    search_page: str | None = None,
+    external_page: str | None = None,
+    encoding: pd.DataFrame | None = None,
+    encoding_page: str | None = None,
+    protocols_page: str | None = None,
 ) -> list[Path]:
     """Write a suite's HTML leaderboard to ``out_dir``.
 
@@ -429,6 +435,14 @@ def build_leaderboard(
             (default: every claim registered through ``register_claims``).
         submissions: one row per bundle given to ``medfairx report --include`` (bundle,
             method, runs, status: ``submitted`` or why it was refused), listed on the index.
+        search_page: file name of the hyper-parameter search page
+            (:mod:`medfairx.report.search`), linked from the index when given.
+        external_page: file name of the external-evaluation page (:mod:`medfairx.report.external`),
+            linked from the index when given.
+        encoding: attribute-probe table (:func:`medfairx.analysis.encoding.encoding_table`);
+            each block page shows its rows.
+        encoding_page: file name of the attribute-encoding page, linked from the index.
+        protocols_page: file name of the protocols comparison page, linked from the index.
 
     Returns:
         Every path written.
@@ -487,7 +501,8 @@ def build_leaderboard(
     for d, g in blocks:
         ctx = _block_context(agg, d, g, order, info, failures)
         written.append(render_page(env, "block.html", out_dir / block_page_name(d, g), **common, **ctx,
-                                   caveats=list(caveats.get(d, ()))))
+                                   caveats=list(caveats.get(d, ())), encoding=block_encoding_rows(encoding, d, g),
+                                   encoding_page=encoding_page))
         block_links.append({"dataset": d, "grouping": g, "href": block_page_name(d, g), "tasks": ctx["tasks"],
                             "n_methods": len(ctx["methods"]), "n_failures": len(ctx["failures"]),
                             "groups": " · ".join(f"{x['group']} {x['n']}" for x in ctx["groups"]) or "—"})
@@ -516,7 +531,8 @@ def build_leaderboard(
                     for k, v in sorted((provenance or {}).items())],
         mixed_devices=_mixed_devices((provenance or {}).get("devices_by_method")),
         caveats=_caveat_rows(caveats, [d for d, _ in blocks]),
-        submissions=[dict(x) for x in submissions or ()],
+        submissions=[dict(x) for x in submissions or ()], search_page=search_page, external_page=external_page,
+        encoding_page=encoding_page, protocols_page=protocols_page,
     ))
     return written
 
@@ -550,17 +566,22 @@ def _mixed_devices(by_method: Mapping[str, Mapping[str, int]] | None) -> list[st
     return [f"{m}: " + ", ".join(f"{d} ×{n}" for d, n in devs.items()) for m, devs in (by_method or {}).items()]
 
 
-def _now() -> str:
+def generated_now() -> str:
+    """The "generated" stamp of a page: the current UTC time to the minute."""
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _medfairx_version() -> str:
+def medfairx_version() -> str:
+    """The installed medfairx version shown on every page (``dev`` when not installed)."""
     from importlib import metadata
 
     try:
         return metadata.version("medfairx")
     except metadata.PackageNotFoundError:
         return "dev"
+
+
+_now, _medfairx_version = generated_now, medfairx_version
 
 
 # --- reporter targets (registered by medfairx.default_plugins.reporters) --------------------

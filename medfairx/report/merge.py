@@ -65,10 +65,19 @@ class Board:
 
     def provenance(self) -> dict[str, Any]:
         """The stores and bundles behind the board, for ``provenance.json``."""
-        out: dict[str, Any] = {"stores": [str(s) for s in self.stores]}
+        out: dict[str, Any] = {"stores": [_shown(s) for s in self.stores]}
         if self.submissions:
             out["submissions"] = [{k: v for k, v in s.items() if k != "refused"} for s in self.submissions]
         return out
+
+
+def _shown(store: Path) -> str:
+    """How a published board names a store: relative to the working folder, else its last two
+    path parts (a page never carries a machine's absolute path)."""
+    try:
+        return Path(store).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return Path(*Path(store).resolve().parts[-2:]).as_posix()
 
 
 def _digest(path: Path, root: Path) -> str:

@@ -43,14 +43,14 @@ def _metric(task: str) -> str:
 
 def trial_test_values(store_root: Path) -> dict[str, float]:
     """Run id → overall test metric (AUC / Dice) of each trial's kept checkpoint (for the spread only)."""
-    from medfairx.metrics.evaluate import _evaluate_run
+    from medfairx.metrics.evaluate import evaluate_run
     from medfairx.metrics.store import iter_runs
 
     out: dict[str, float] = {}
     for run in iter_runs(search_root(store_root) / TRIALS_DIR):
         if not run.ok:
             continue
-        table = _evaluate_run(run, {"final": None}, [_metric(run.task)], 0, 0, DEFAULT_POLICY)
+        table = evaluate_run(run, {"final": None}, [_metric(run.task)], 0, 0, DEFAULT_POLICY)
         rows = table[(table["scope"] == "overall")]
         out[str(run.record["run_id"])] = float(rows["value"].iloc[0]) if len(rows) else float("nan")
     return out
@@ -87,7 +87,7 @@ def _short(value: Any) -> str:
 def tuned_results(store_root: Path, strategies: list[str], n_boot: int = 0) -> pd.DataFrame:
     """The results table of the tuned runs: for every (method, dataset, grouping, strategy),
     the runs of the configuration that strategy chose, scored under it."""
-    from medfairx.metrics.evaluate import RESULT_COLUMNS, _evaluate_run, _strategy
+    from medfairx.metrics.evaluate import RESULT_COLUMNS, evaluate_run, load_strategy
     from medfairx.metrics.store import iter_runs
 
     selection = read_selection(store_root) or {"units": []}
@@ -97,13 +97,13 @@ def tuned_results(store_root: Path, strategies: list[str], n_boot: int = 0) -> p
             for strategy, c in per.items():
                 for run_id in c.get("run_ids", []):
                     wanted.setdefault(run_id, set()).add((g, strategy))
-    fns = {n: _strategy(n) for n in strategies}
+    fns = {n: load_strategy(n) for n in strategies}
     tables = []
     for run in iter_runs(search_root(store_root) / TUNED_DIR):
         keep = wanted.get(str(run.record.get("run_id")))
         if not run.ok or not keep:
             continue
-        table = _evaluate_run(run, fns, None, n_boot, 0, DEFAULT_POLICY)
+        table = evaluate_run(run, fns, None, n_boot, 0, DEFAULT_POLICY)
         mask = [(g, s) in keep for g, s in zip(table["grouping"], table["strategy"])]
         tables.append(table[mask])
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=RESULT_COLUMNS)
@@ -148,10 +148,10 @@ def write_search_page(store_root: Path, out_dir: Path, results: pd.DataFrame, *,
     views = rank_views(results, tuned, metric, strategies) if len(results) and len(tuned) else []
     csv = out_dir / SEARCH_CSV
     budget.to_csv(csv, index=False)
-    from medfairx.report.leaderboard import _medfairx_version, _now
+    from medfairx.report.leaderboard import generated_now, medfairx_version
 
     page = render_page(make_environment(), "search.html", out_dir / SEARCH_PAGE, suite=suite,
-                       version=_medfairx_version(), generated=_now(),
+                       version=medfairx_version(), generated=generated_now(),
                        budget=budget.to_dict("records"), choices=choices.to_dict("records"), views=views,
                        selection=selection.get("search", {}))
     return [page, csv]

@@ -173,11 +173,26 @@ def write_report(runs_dir: Path | Sequence[Path], out_dir: Path, *, suite: str |
     context = {"suite": suite, "failures": collect_failures(board.runs), "methods": methods,
                "provenance": {**provenance(board.records), **board.provenance()}, "submissions": board.submissions,
                "data_cards": write_cards(records, out_dir, suite=suite, echo=echo)}
+    from medfairx.report.search import SEARCH_PAGE, write_search_page
+    from medfairx.runner.search import read_selection
+
+    searched = next((s for s in stores if read_selection(s) is not None), None)
+    context["search_page"] = SEARCH_PAGE if searched is not None else None
+    from medfairx.report.external import EXTERNAL_PAGE, external_results, write_external_report
+
+    external = external_results(board.runs, n_boot=n_boot, metrics=None if metrics is None else metric_names)
+    context["external_page"] = EXTERNAL_PAGE if len(external) else None
+    from medfairx.report.protocols import analysis_context, write_analysis_pages
+
+    analyses = analysis_context(board.runs, results, n_boot=n_boot, echo=echo)  # attribute encoding, protocols
+    context.update(encoding=analyses["encoding"], encoding_page=analyses["encoding_page"],
+                   protocols_page=analyses["protocols_page"])
     for name in reporter_names:
         call_reporter(registry.get(name).load(), results, out_dir, **context)
-    from medfairx.report.search import write_search_page
-
-    write_search_page(Path(runs_dir), out_dir, results, suite=suite)  # only when the store holds a search
+    write_analysis_pages(out_dir, suite=suite, encoding=analyses["encoding"], comparison=analyses["comparison"])
+    write_external_report(external, results, out_dir, suite=suite)
+    if searched is not None:
+        write_search_page(searched, out_dir, results, suite=suite)
     write_root_index(out_dir.parent)
     index = out_dir / "index.html"
     return index if index.is_file() else out_dir

@@ -170,6 +170,7 @@ def prepare(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo) ->
     method_specs = [methods_reg.get(m) for m in wanted]
     loaded: dict[str, Any] = {}
     ds_info: dict[str, dict[str, Any]] = {}
+    external: dict[str, dict[str, Any]] = {}
     for name in ds_names:
         groupings = _pick(opts.groupings, list(suite.datasets[name]), "grouping", f"suite {opts.suite!r}, dataset {name!r}")
         if not groupings:
@@ -193,6 +194,9 @@ def prepare(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo) ->
             "revision": ds.revision,
             "split_hash": ds.splits.hash,
         }
+        from medfairx.runner.external import plan_external
+
+        external[name] = plan_external(suite, ds, lambda n: _load_once(catalogue, n, loaded, echo))
         loaded[name], extra = apply_protocol(suite, ds, catalogue.cache_path, echo=echo)
         ds_info[name].update(extra)
     recipe = dict(suite.recipe or {})
@@ -218,9 +222,20 @@ def prepare(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo) ->
         method_params=dict(suite.method_params),
     )
     plan.runs = [
-        dataclasses.replace(r, save_state=opts.save_state, amp=opts.amp, compile=opts.compile) for r in plan.runs
+        dataclasses.replace(r, save_state=opts.save_state, amp=opts.amp, compile=opts.compile,
+                            external=external.get(r.dataset, {})) for r in plan.runs
     ]
     return plan, loaded
+
+
+def _load_once(catalogue: Any, name: str, loaded: dict[str, Any], echo: Echo) -> Any:
+    """Catalogue dataset ``name``, loaded once per sweep (external test sets)."""
+    if name not in loaded:
+        from medfairx.data import load_dataset
+
+        echo(f"loading external dataset {name} ...")
+        loaded[name] = load_dataset(catalogue, name)
+    return loaded[name]
 
 
 def run_bench(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo, *, verbose: bool = False) -> SweepResult:

@@ -161,10 +161,13 @@ def execute_run(
     echo: Echo | None = None,
     hook: Any = None,
     progress: Any = None,
+    external: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one run; always writes ``run.json`` (ok or failed).
 
     ``progress(stage, epoch, total)``, when given, is called after every epoch (live displays).
+    ``external`` maps the dataset names of ``spec.external`` to loaded datasets
+    (:mod:`medfairx.runner.external`); the trained model predicts their splits too.
     """
     from medfairx import __version__
 
@@ -244,6 +247,14 @@ def execute_run(
                                      card.task, prompts=getattr(masked[s], "prompts", None))
                 for s in ("val", "test")
             }
+            if spec.external:
+                from medfairx.runner.external import predict_external, record_of
+
+                sources = {**(external or {}), dataset.name: dataset}
+                record["external"] = record_of(spec, sources)
+                frames.update((f"{i}", f) for i, f in enumerate(predict_external(
+                    method, ctx, spec, sources, predict_grouping=g_pred, frame_of=predictions_frame,
+                    check=check_finite_scores)))
             predictions = pd.concat(frames.values(), ignore_index=True)
             selectable = card.task == "classification" and method.epochs_are_checkpoints
             epochs = epochs_frame(ctx.history, frames) if selectable else None

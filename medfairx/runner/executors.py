@@ -66,9 +66,15 @@ def run_one_planned(spec: RunSpec, catalogue_path: Path | None, store_root: Path
                 from medfairx.runner.protocols import dataset_for_run
 
                 cache[spec.dataset] = dataset_for_run(cache[spec.dataset], spec.protocol, catalogue.cache_path)
+    for info in spec.external.values():  # external test sets (medfairx.runner.external)
+        if info["dataset"] not in cache:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cache[info["dataset"]] = load_dataset(load_catalogue(catalogue_path), info["dataset"])
+    external = {info["dataset"]: cache[info["dataset"]] for info in spec.external.values()}
     method_spec = host.registry("methods").get(spec.method)
     return execute_run(spec, cache[spec.dataset], method_spec, RunStore(store_root), echo=echo, hook=host.pm.hook,
-                       progress=progress)
+                       progress=progress, external=external)
 
 
 def describe_run(spec: RunSpec) -> str:

@@ -45,11 +45,14 @@ class RunSpec:
     #: ``{}`` for end-to-end training on a plain backbone; else the protocol record: name,
     #: encoder, weights sha256, preprocessing, embedding-cache key (frozen protocols)
     protocol: dict[str, Any] = field(default_factory=dict, hash=False)
+    #: external test sets: split name (``external:<dataset>``) → {"dataset", "split", "groupings"};
+    #: scored after training, so not part of the run id
+    external: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def identity(self) -> dict[str, Any]:
         """What the run id hashes: everything that changes the trained model."""
         d = asdict(self)
-        for k in ("suite", "groupings", "device", "save_state", "amp", "compile"):
+        for k in ("suite", "groupings", "device", "save_state", "amp", "compile", "external"):
             d.pop(k)
         if not d["protocol"]:
             d.pop("protocol")  # runs without one keep the ids they had before protocols existed

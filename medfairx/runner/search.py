@@ -49,8 +49,8 @@ SELECTION_FILE = "selection.json"
 UNKNOWN_STRATEGY = ("Suite {suite!r}: search.strategy {name!r} is not a registered selection strategy; "
                     "registered: {names}. See `medfairx list selection_strategies`.")
 
-__all__ = ["SEARCH_DIR", "SELECTION_FILE", "STUDY_FILE", "TRIALS_DIR", "TUNED_DIR", "SearchUnit", "choose",
-           "objective_value", "read_selection", "run_search", "search_root", "search_units"]
+__all__ = ["SEARCH_DIR", "SELECTION_FILE", "STUDY_FILE", "TRIALS_DIR", "TUNED_DIR", "SearchUnit", "candidates_history",
+           "choose", "cost_line", "objective_value", "read_selection", "run_search", "search_root", "search_units"]
 
 
 def search_root(store_root: Path) -> Path:
@@ -156,22 +156,27 @@ def _storage(root: Path) -> Any:
 # --- objective and selection (validation rows only) ---------------------------------------
 
 
-def _val_rows(run_dir: Path, name: str) -> pd.DataFrame | None:
+def _val_rows(run_dir: Path, name: str, cache: dict[Path, pd.DataFrame | None] | None = None) -> pd.DataFrame | None:
+    """The validation rows of ``run_dir/name`` (``None``: no such file), read once per ``cache``."""
     path = run_dir / name
-    if not path.is_file():
-        return None
-    return pd.read_parquet(path, filters=[("split", "==", "val")])
+    if cache is not None and path in cache:
+        return cache[path]
+    frame = pd.read_parquet(path, filters=[("split", "==", "val")]) if path.is_file() else None
+    if cache is not None:
+        cache[path] = frame
+    return frame
 
 
-def _kept_val(run_dir: Path, strategy: Callable[..., Any] | None, task: str, column: str | None) -> pd.DataFrame:
+def _kept_val(run_dir: Path, strategy: Callable[..., Any] | None, task: str, column: str | None,
+              cache: dict[Path, pd.DataFrame | None] | None = None) -> pd.DataFrame:
     """Validation rows of the checkpoint ``strategy`` picks (``None``/``final``: the kept one)."""
     if strategy is not None:
-        history = _val_rows(run_dir, EPOCHS)
+        history = _val_rows(run_dir, EPOCHS, cache)
         if history is not None and len(history):
             epoch = strategy(history, task=task, group_column=column)
             if epoch is not None:
                 return history[history["epoch"] == epoch].drop(columns="epoch")
-    frame = _val_rows(run_dir, PREDICTIONS)
+    frame = _val_rows(run_dir, PREDICTIONS, cache)
     if frame is None:
         raise ConfigError(f"{run_dir}: no {PREDICTIONS}; the trial cannot be scored.")
     return frame
@@ -196,29 +201,37 @@ def objective_value(run_dir: Path, *, task: str, groupings: tuple[str, ...], obj
     """The trial's validation objective (mean over its groupings; worst-group objectives
     depend on the grouping, the overall metric does not)."""
     values = []
+    cache: dict[Path, pd.DataFrame | None] = {}  # each file read once for all groupings
     for g in groupings or (None,):
         column = None if g is None else f"group:{g}"
-        frame = _kept_val(run_dir, strategy, task, column).assign(epoch=0)
+        frame = _kept_val(run_dir, strategy, task, column, cache).assign(epoch=0)
         values.append(float(_value(_table(frame, task, column), objective).iloc[0]))
     finite = [v for v in values if np.isfinite(v)]
     return float(np.mean(finite)) if finite else float("nan")
 
 
+def candidates_history(candidates: list[tuple[int, Path, float]], task: str) -> pd.DataFrame:
+    """The validation predictions of every candidate's kept checkpoint, ``epoch = trial number``
+    (what :func:`choose` hands a strategy; build it once for many strategies and groupings)."""
+    return pd.concat([_kept_val(d, None, task, None).assign(epoch=n) for n, d, _ in candidates], ignore_index=True)
+
+
 def choose(candidates: list[tuple[int, Path, float]], *, task: str, grouping: str | None,
-           strategy: Callable[..., Any], name: str) -> int | None:
+           strategy: Callable[..., Any], name: str, history: pd.DataFrame | None = None) -> int | None:
     """The trial number a selection strategy picks among finished trials, on validation only.
 
     Each candidate ``(trial number, run folder, objective)`` is represented by the validation
     predictions of its kept checkpoint, labelled as ``epoch = trial number``; the strategy
     (``fn(history, task, group_column)``) chooses among them as it chooses among epochs.
     When it returns ``None`` (``final``), the best objective wins (ties: the earliest trial).
+    ``history``: :func:`candidates_history` of ``candidates`` when already built.
     """
     if not candidates:
         return None
     column = None if grouping is None else f"group:{grouping}"
     if name != "final":
-        history = pd.concat([_kept_val(d, None, task, column).assign(epoch=n) for n, d, _ in candidates],
-                            ignore_index=True)
+        if history is None:
+            history = candidates_history(candidates, task)
         picked = strategy(history, task=task, group_column=column)
         if picked is not None:
             return int(picked)
@@ -243,23 +256,43 @@ class SearchContext:
 
 
 def _tell_finished(study: Any, unit: SearchUnit, trial: Any, spec: RunSpec, store: RunStore, ctx: SearchContext) -> None:
+    """Tell the study the trial's objective, or that it failed (its run failed, or it cannot be
+    scored: told FAIL, never left RUNNING; it still counts toward the budget)."""
     optuna = _optuna()
     record = store.record(spec.run_id) or {}
+    why = (record.get("error") or {}).get("message") if record.get("status") == "failed" else None
     if store.is_finished(spec.run_id):
         strategy = None if ctx.config.strategy == "final" else ctx.strategies[ctx.config.strategy]
-        value = objective_value(store.run_dir(spec.run_id), task=unit.task, groupings=spec.groupings,
-                                objective=ctx.config.objective, strategy=strategy)
+        try:
+            value = objective_value(store.run_dir(spec.run_id), task=unit.task, groupings=spec.groupings,
+                                    objective=ctx.config.objective, strategy=strategy)
+        except Exception as exc:  # noqa: BLE001 - one unscorable trial must not stop the search
+            value, why = float("nan"), f"cannot be scored: {type(exc).__name__}: {exc}"
         if np.isfinite(value):
             study.tell(trial, value)
             return
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    if record.get("status") == "failed":
-        ctx.echo(f"    trial {trial} of {unit.study_name} failed: {(record.get('error') or {}).get('message')}")
+    if why:
+        ctx.echo(f"    trial {trial} of {unit.study_name} failed: {why}")
+
+
+def _budget(unit: SearchUnit, ctx: SearchContext) -> int:
+    """Trials of one study: ``trials`` (failed ones included), fewer when a grid is smaller."""
+    return ctx.config.trials if ctx.config.sampler != "grid" else min(ctx.config.trials, grid_size(unit.space))
+
+
+def cost_line(units: list[SearchUnit], ctx: SearchContext) -> str:
+    """What the search will train: every study's trials, then at most one tuned run per distinct
+    chosen configuration and suite seed (strategies and groupings that choose the same trial share it)."""
+    trials = sum(_budget(u, ctx) for u in units)
+    tuned = sum(min(_budget(u, ctx), len(ctx.strategies) * max(1, len(u.template.groupings))) for u in units)
+    return (f"search: {len(units)} studies, {trials} trial runs on seed {ctx.config.seed}, then at most "
+            f"{tuned * len(ctx.seeds)} tuned runs on seeds {ctx.seeds}")
 
 
 def _ask(study: Any, unit: SearchUnit, ctx: SearchContext) -> list[tuple[int, RunSpec]]:
     done = len(study.trials)
-    budget = ctx.config.trials if ctx.config.sampler != "grid" else min(ctx.config.trials, grid_size(unit.space))
+    budget = _budget(unit, ctx)
     out = []
     dists = {k: _distribution(d) for k, d in unit.space.items()}
     for _ in range(max(0, min(ctx.workers, budget - done))):
@@ -306,6 +339,7 @@ def run_search(units: list[SearchUnit], store_root: Path, ctx: SearchContext) ->
         studies[unit.study_name] = study
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             queue.append((unit, t.number, unit.trial_spec(t.params, ctx.config.seed)))  # asked before a kill
+    ctx.echo(cost_line(units, ctx))
     if queue:
         ctx.echo(f"search: {len(queue)} trial(s) asked before an interruption are finished first")
     while True:
@@ -354,11 +388,12 @@ def _select(units: list[SearchUnit], store: RunStore, ctx: SearchContext) -> dic
         ok = [t for t in unit.trials if t["state"] == "COMPLETE" and store.is_finished(t["run_id"])]
         candidates = [(t["number"], store.run_dir(t["run_id"]), float(t["value"])) for t in ok]
         by_number = {t["number"]: t for t in ok}
+        history = candidates_history(candidates, unit.task) if candidates else None  # read once per unit
         per: dict[str, dict[str, Any]] = {}
         for g in unit.template.groupings:
             per[g] = {}
             for name, fn in ctx.strategies.items():
-                number = choose(candidates, task=unit.task, grouping=g, strategy=fn, name=name)
+                number = choose(candidates, task=unit.task, grouping=g, strategy=fn, name=name, history=history)
                 if number is not None:
                     per[g][name] = {"trial": number, "params": by_number[number]["params"]}
         out[unit.study_name] = per

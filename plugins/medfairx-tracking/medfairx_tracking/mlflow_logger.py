@@ -5,7 +5,10 @@ database), else ``sqlite:///<run store>/mlflow.db`` with artefacts in
 ``<run store>.mlflow-artifacts/`` beside the store (not inside it: the copies of ``run.json``
 would otherwise be read as runs of the store); no server is needed. The experiment is
 ``$MLFLOW_EXPERIMENT_NAME`` or ``medfairx/<suite>``. Worker processes that share a store
-create its database one at a time (a lock file in the store).
+create its database one at a time (a lock file in the store). The trials and tuned runs of a
+hyper-parameter search (``runs/<suite>/search/trials|tuned``) are logged in their suite's
+database, in the experiment ``medfairx/<suite>/search/<trials|tuned>`` (a new SQLite database
+costs seconds of schema migrations; one per suite is enough).
 """
 
 from __future__ import annotations
@@ -34,6 +37,17 @@ def artifact_root(store: Path) -> Path:
     """Where the default store keeps artefacts: ``<store>.mlflow-artifacts`` beside the run store."""
     store = store.resolve()
     return store.parent / f"{store.name}.mlflow-artifacts"
+
+
+def tracking_store(run_dir: Path) -> tuple[Path, str]:
+    """The run store whose database logs the run in ``run_dir``, and the sub-store's path in it
+    (``""``, or ``search/trials`` / ``search/tuned`` for a search's runs, logged in the suite's)."""
+    from medfairx.runner.store import SEARCH_DIR, SEARCH_STORES
+
+    store = Path(run_dir).parent
+    if store.name in SEARCH_STORES and store.parent.name == SEARCH_DIR:
+        return store.parent.parent, f"{SEARCH_DIR}/{store.name}"
+    return store, ""
 
 
 @contextmanager
@@ -81,8 +95,8 @@ class MlflowLogger(Logger):
     def start(self, run: Any, run_dir: Path) -> None:
         from mlflow.entities import Param
 
-        store = run_dir.parent
-        name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or f"medfairx/{run.suite}"
+        store, sub = tracking_store(run_dir)
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "/".join(p for p in ("medfairx", run.suite, sub) if p)
         with store_lock(store):  # the first use creates (migrates) the database: one process at a time
             client, _, local = self._client(store)
             exp = client.get_experiment_by_name(name)
@@ -91,7 +105,8 @@ class MlflowLogger(Logger):
             else:
                 exp_id = client.create_experiment(name, artifact_location=artifact_root(store).as_uri() if local else None)
         tags = {"medfairx.run_id": run.run_id, "medfairx.method": run.method, "medfairx.dataset": run.dataset,
-                "medfairx.seed": str(run.seed), "medfairx.train_grouping": run.train_grouping or "none"}
+                "medfairx.seed": str(run.seed), "medfairx.train_grouping": run.train_grouping or "none",
+                "medfairx.store": sub or "."}
         mlrun = client.create_run(exp_id, run_name=run.run_id, tags=tags)
         params = [Param(k, v[:MAX_PARAM]) for k, v in sorted(flat_params(run).items())]
         for i in range(0, len(params), 100):

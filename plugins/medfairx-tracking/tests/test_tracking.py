@@ -118,3 +118,13 @@ def test_a_failing_write_warns_once_and_never_raises() -> None:
     assert DiskFull.calls == 1 and len(caught) == 1
     assert issubclass(caught[0].category, TrackingWarning)
     assert "No space left on device)" in str(caught[0].message) and "second line" not in str(caught[0].message)
+
+
+def test_a_search_logs_in_its_suites_database(tmp_path: Path) -> None:
+    from medfairx_tracking.mlflow_logger import tracking_store
+
+    suite = tmp_path / "runs" / "tiny"
+    assert tracking_store(suite / "erm-x-all-s0-abc") == (suite, "")
+    assert tracking_store(suite / "search" / "trials" / "erm-x-all-s7-abc") == (suite, "search/trials")
+    assert tracking_store(suite / "search" / "tuned" / "erm-x-all-s0-def") == (suite, "search/tuned")
+    assert tracking_store(tmp_path / "search" / "other" / "r") == (tmp_path / "search" / "other", "")

@@ -1,0 +1,99 @@
+"""The external-evaluation page: in-distribution and external results per group, side by side.
+
+For every training dataset, external set and grouping it shows, per method, the main metric
+(AUC, or Dice for segmentation) on the in-distribution test split and on the external set,
+overall and per group, and the change in the gap (external gap − in-distribution gap). Both
+come from the checkpoint the trainer selected on validation (strategy ``final``), thresholds
+from the training dataset's validation split. Values are means over seeds; the intervals
+shown are the per-seed 95% bootstrap bounds averaged over seeds (one seed: its own interval).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from medfairx.metrics.external import (
+    EVAL_SET,
+    EXTERNAL_STRATEGY,
+    IN_DISTRIBUTION,
+    evaluate_external,
+    with_eval_set,
+)
+
+EXTERNAL_PAGE = "external.html"
+_MAIN = {"classification": "auc", "segmentation": "dice"}
+_KEYS = ["dataset", "grouping", "method", "scope", "group"]
+
+
+def _mean(frame: pd.DataFrame) -> pd.DataFrame:
+    """Seed means of value and CI bounds, keyed by dataset, grouping, method, scope, group."""
+    if frame.empty:
+        return pd.DataFrame(columns=[*_KEYS, "value", "ci_low", "ci_high", "n"])
+    return frame.groupby(_KEYS, dropna=False)[["value", "ci_low", "ci_high", "n"]].mean().reset_index()
+
+
+def _cell(table: pd.DataFrame, key: tuple[Any, ...]) -> dict[str, Any] | None:
+    rows = table[(table[_KEYS] == pd.Series(key, index=_KEYS)).all(axis=1)] if len(table) else table
+    return None if rows.empty else rows.iloc[0].to_dict()
+
+
+def external_tables(results: pd.DataFrame, external: pd.DataFrame) -> list[dict[str, Any]]:
+    """One section per (training dataset, external set, grouping): method rows and per-group rows."""
+    sections = []
+    for (dataset, eval_set, grouping), ext in external.groupby(["dataset", EVAL_SET, "grouping"], sort=True):
+        task = str(ext["task"].iloc[0])
+        metric = _MAIN.get(task, "auc")
+        gap = f"{metric}_gap"
+        ind = results[(results["dataset"] == dataset) & (results["grouping"] == grouping)
+                      & (results["strategy"] == EXTERNAL_STRATEGY) & results["metric"].isin([metric, gap])]
+        id_mean, ext_mean = _mean(ind), _mean(ext[ext["metric"].isin([metric, gap])])
+        methods, groups = [], []
+        for method in sorted(ext["method"].unique()):
+            id_gap = _cell(id_mean, (dataset, grouping, method, "summary", ""))
+            ext_gap = _cell(ext_mean, (dataset, grouping, method, "summary", ""))
+            change = (ext_gap["value"] - id_gap["value"]) if id_gap and ext_gap else None
+            methods.append({"method": method, "id_overall": _cell(id_mean, (dataset, grouping, method, "overall", "")),
+                            "ext_overall": _cell(ext_mean, (dataset, grouping, method, "overall", "")),
+                            "id_gap": id_gap, "ext_gap": ext_gap, "change": change})
+            names = ext_mean.loc[(ext_mean["method"] == method) & (ext_mean["scope"] == "group"), "group"]
+            names = list(dict.fromkeys([*id_mean.loc[(id_mean["method"] == method) & (id_mean["scope"] == "group"),
+                                                     "group"], *names]))
+            for g in names:
+                groups.append({"method": method, "group": g,
+                               "id": _cell(id_mean, (dataset, grouping, method, "group", g)),
+                               "ext": _cell(ext_mean, (dataset, grouping, method, "group", g))})
+        sections.append({"dataset": dataset, "eval_set": eval_set, "grouping": grouping, "metric": metric,
+                         "in_distribution": not ind.empty, "methods": methods, "groups": groups})
+    return sections
+
+
+def external_results(runs: Iterable[Any], *, n_boot: int = 1000, metrics: list[str] | None = None) -> pd.DataFrame:
+    """The external rows of a report (:func:`medfairx.metrics.external.evaluate_external`)."""
+    return evaluate_external(runs, n_boot=n_boot, metrics=metrics)
+
+
+def write_external_report(external: pd.DataFrame, results: pd.DataFrame, out_dir: Path, *, suite: str) -> list[Path]:
+    """``external.html`` and the external rows of ``results.csv`` when ``external`` has rows.
+
+    ``results.csv`` (when a reporter wrote it) is rewritten with an ``eval_set`` column:
+    ``test`` on the in-distribution rows, ``external:<name>`` on the others.
+    """
+    if external.empty:
+        return []
+    from medfairx.report.leaderboard import generated_now, medfairx_version
+    from medfairx.report.render import make_environment, render_page
+
+    paths = [render_page(make_environment(), "external.html", out_dir / EXTERNAL_PAGE, suite=suite,
+                         version=medfairx_version(), generated=generated_now(),
+                         sections=external_tables(results, external))]
+    csv = out_dir / "results.csv"
+    if csv.exists():
+        table = with_eval_set(pd.read_csv(csv))
+        table = table[table[EVAL_SET] == IN_DISTRIBUTION]  # a rerun replaces the external rows
+        pd.concat([table, external], ignore_index=True).to_csv(csv, index=False)
+        paths.append(csv)
+    return paths

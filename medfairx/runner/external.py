@@ -1,0 +1,131 @@
+"""External test sets: a run's selected model also predicts on other datasets, or on held-out rows.
+
+A suite's ``evaluate_on`` names, per training dataset, catalogue datasets to score the trained
+model on; a dataset's ``holdout`` keeps the rows of one value of a column (e.g. one acquisition
+site) out of train/val/test. Each becomes a split of ``predictions.parquet`` of its own,
+``external:<dataset>`` or ``external:<dataset>@<column>=<value>``, predicted with the model whose
+test predictions are stored, from images alone (labels are joined only when the rows are
+written, as for the in-distribution test split). An external dataset is scored on its ``test``
+split (so its numbers compare with an in-distribution board of that dataset); the decision
+threshold is the one chosen on the training dataset's validation split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medfairx.errors import ConfigError, DataError
+
+EXTERNAL_PREFIX = "external:"
+#: split of an external dataset that is scored (WILDS-style: its own test split)
+EXTERNAL_SPLIT = "test"
+HOLDOUT_SPLIT = "holdout"
+#: columns kept on external rows besides the scores: an external dataset's metadata columns are not copied
+_BASE = ("run_id", "split", "sample_id")
+
+
+def is_external(split: str) -> bool:
+    """Whether ``split`` names an external test set."""
+    return str(split).startswith(EXTERNAL_PREFIX)
+
+
+def holdout_name(dataset: Any) -> str:
+    """Split name of a dataset's held-out rows, ``external:<dataset>@<column>=<value>``."""
+    rule = dataset.config.holdout
+    return f"{EXTERNAL_PREFIX}{dataset.name}@{rule.column}={rule.value}"
+
+
+def plan_external(suite: Any, train: Any, load: Callable[[str], Any]) -> dict[str, dict[str, Any]]:
+    """The external sets of training dataset ``train`` in ``suite`` (what :class:`RunSpec` carries).
+
+    Args:
+        suite: the :class:`~medfairx.config.SuiteConfig`.
+        train: the loaded training :class:`~medfairx.data.dataset.FairDataset`.
+        load: catalogue name → loaded dataset.
+
+    Raises:
+        ConfigError: an external dataset's task, classes or image shape differ from ``train``'s,
+            or the suite uses a frozen-feature protocol (external sets need pixels).
+    """
+    sets: dict[str, dict[str, Any]] = {}
+    groupings = list(suite.datasets.get(train.name, []))
+    if train.config.holdout is not None:
+        sets[holdout_name(train)] = {"dataset": train.name, "split": HOLDOUT_SPLIT, "groupings": groupings}
+    for ext_name, ext_groupings in suite.external_sets(train.name).items():
+        ext = load(ext_name)
+        _check_compatible(train, ext)
+        sets[EXTERNAL_PREFIX + ext_name] = {"dataset": ext_name, "split": EXTERNAL_SPLIT, "groupings": ext_groupings}
+    if sets and suite.protocol != "finetune":
+        raise ConfigError(
+            f"dataset {train.name!r}: external test sets need pixels, but the suite's protocol is "
+            f"{suite.protocol!r} (cached features); use protocol finetune or drop evaluate_on/holdout."
+        )
+    return sets
+
+
+def _shape(dataset: Any, split: str) -> tuple[int, ...]:
+    rows = dataset.rows(split)[:1]
+    return tuple(dataset.source.read(rows)[0].shape[1:])
+
+
+def _check_compatible(train: Any, ext: Any) -> None:
+    problems = []
+    for what, mine, theirs in (("task", train.card.task, ext.card.task),
+                               ("number of classes", train.card.num_classes, ext.card.num_classes),
+                               ("image shape (channels, size)", _shape(train, "train"), _shape(ext, EXTERNAL_SPLIT))):
+        if mine != theirs:
+            problems.append(f"{what} {theirs} instead of {mine}")
+    if problems:
+        raise ConfigError(
+            f"External dataset {ext.name!r} cannot score models trained on {train.name!r}: {'; '.join(problems)}. "
+            f"Give datasets.{ext.name} the training dataset's label, image_size and channels."
+        )
+
+
+def record_of(spec: Any, datasets: Mapping[str, Any]) -> dict[str, Any]:
+    """``run.json`` entry: per external set its dataset, split, revision, split hash, size, groupings."""
+    out = {}
+    for name, info in spec.external.items():
+        ds = datasets[info["dataset"]]
+        out[name] = {**info, "revision": ds.revision, "split_hash": ds.splits.hash,
+                     "n": len(ds.splits.ids(info["split"]))}
+    return out
+
+
+def predict_external(method: Any, ctx: Any, spec: Any, datasets: Mapping[str, Any], *, predict_grouping: str | None,
+                     frame_of: Callable[..., pd.DataFrame], check: Callable[..., None]) -> list[pd.DataFrame]:
+    """Prediction rows of every external set of ``spec`` (split = the set's name).
+
+    The method sees the images only (:meth:`TaskData.without_labels`); ``frame_of`` is
+    :func:`medfairx.runner.execute.predictions_frame` and ``check`` the finite-score check.
+    """
+    frames = []
+    for name, info in spec.external.items():
+        ds = datasets[info["dataset"]]
+        grouping = predict_grouping if predict_grouping in info["groupings"] else None
+        if predict_grouping is not None and grouping is None:
+            raise DataError(f"{spec.method} needs grouping {predict_grouping!r} to predict, which external set "
+                            f"{name!r} does not map; add it to its groupings.")
+        truth = ds.task_data(info["split"], grouping)
+        if tuple(truth.images.shape[2:]) != tuple(ctx.image_size) or int(truth.images.shape[1]) != ctx.in_channels:
+            raise DataError(f"external set {name!r}: images {tuple(truth.images.shape[1:])} do not match the training "
+                            f"images ({ctx.in_channels}, {', '.join(map(str, ctx.image_size))}).")
+        scores = method.predict_scores(truth.without_labels(), ctx)
+        check(scores, method=spec.method, split=name)
+        scored = dataclasses.replace(spec, groupings=tuple(info["groupings"]))
+        frame = frame_of(ds, info["split"], scored, scores, truth, ds.card.num_classes, ds.card.task)
+        keep = [c for c in frame.columns if c in _BASE or c not in ds.metadata.columns]
+        frame = frame[keep].copy()
+        frame["split"] = name
+        frames.append(frame)
+    return frames
+
+
+def external_splits(frame: pd.DataFrame) -> list[str]:
+    """The external split names present in a prediction table, sorted."""
+    return sorted(s for s in np.unique(frame["split"].astype(str)) if is_external(s))
