@@ -158,3 +158,14 @@ def test_terminal_bench_shows_a_live_bar_with_eta(catalogue: Path) -> None:
     assert re.search(r"1/2 runs · 0 failed · 0 reused · eta \d+s", text)
     assert "w1: erm · synthetic_cls · all groupings · seed 0 · epoch 1/2" in text
     assert "done in " in text
+
+
+def test_several_sweeps_of_one_bench_add_up() -> None:
+    state = SweepState()  # e.g. the suite's runs, then a search's trials, then its tuned runs
+    for kind, data in [("sweep", {"total": 2, "workers": 2}),
+                       ("run_finished", {"worker": "w1", "status": "ok", "seconds": 4.0}),
+                       ("run_finished", {"worker": "w2", "status": "ok", "seconds": 4.0}),
+                       ("sweep", {"total": 3, "workers": 2}),
+                       ("run_finished", {"worker": "w1", "status": "ok", "seconds": 4.0})]:
+        state.update(kind, data)
+    assert state.summary() == "3/5 runs · 0 failed · 0 reused · eta 4s"

@@ -83,8 +83,9 @@ class SweepState:
         worker = str(data.get("worker", ""))
         if kind == "planned":
             self.reused = int(data.get("reused", 0))
-        elif kind == "sweep":
-            self.total, self.workers = int(data["total"]), int(data.get("workers", 1))
+        elif kind == "sweep":  # a bench may run several sweeps (a search's trials, its tuned runs): they add up
+            self.total += int(data["total"])
+            self.workers = int(data.get("workers", 1))
         elif kind == "run_started":
             self.current[worker] = str(data.get("run", ""))
         elif kind == "epoch":
@@ -175,6 +176,7 @@ class LiveDisplay(PlainDisplay):
                                    bar_format="{desc} |{bar}| {elapsed}")
         if self._bar is None:
             return
+        self._bar.total = self.state.total
         self._bar.n = self.state.finished
         self._bar.set_description_str(self.state.summary(), refresh=False)
         self._bar.refresh()
