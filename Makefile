@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 STAMP := $(VENV)/.medfairx-installed
 
-.PHONY: install bench test check clean
+.PHONY: install bench lint test check clean
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,13 @@ install: $(STAMP)
 bench: install
 	$(VENV)/bin/medfairx bench
 
-test: install
-	$(PY) -m pytest -q
+# ruff (style, imports, bugbear) and mypy --strict on the core, both configured in pyproject.toml
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 check: install
 	$(VENV)/bin/medfairx check --all

@@ -12,7 +12,7 @@ import dataclasses
 import difflib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -31,8 +31,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from medfairx.contracts import TrainRecipe
 from medfairx.errors import ConfigError, UnknownNameError
-from medfairx.methods.base import TrainRecipe
 from medfairx.specs import NAME_RE
 
 EMBEDDED_CATALOGUE = Path(__file__).parent / "data" / "embedded.yaml"
@@ -94,9 +94,9 @@ class LabelConfig(_Strict):
 class SplitConfig(_Strict):
     """Patient-disjoint split ratios (must sum to 1) and seed; ``manifest`` pins a saved split."""
 
-    train: float = Field(0.6, ge=0, le=1)
-    val: float = Field(0.2, ge=0, le=1)
-    test: float = Field(0.2, ge=0, le=1)
+    train: float = Field(default=0.6, ge=0, le=1)
+    val: float = Field(default=0.2, ge=0, le=1)
+    test: float = Field(default=0.2, ge=0, le=1)
     seed: int = 0
     stratify: bool = True
     manifest: Path | None = None
@@ -163,7 +163,7 @@ class GroupingConfig(_Strict):
         if self.labels is not None and self.bins is None:
             raise ValueError("`labels` needs `bins`")
         if self.bins is not None:
-            if not self.bins or any(later <= earlier for earlier, later in zip(self.bins, self.bins[1:])):
+            if not self.bins or any(later <= earlier for earlier, later in zip(self.bins, self.bins[1:], strict=False)):
                 raise ValueError("`bins` must be a non-empty, strictly increasing list of cut points")
             if self.labels is not None and len(self.labels) != len(self.bins) + 1:
                 raise ValueError(
@@ -226,7 +226,7 @@ class DatasetConfig(_Strict):
 
     @model_validator(mode="after")
     def _grouping_refs(self) -> DatasetConfig:
-        problems = []
+        problems: list[tuple[tuple[str, ...], str]] = []
         for gname, g in self.groupings.items():
             if not NAME_RE.match(gname):
                 problems.append((("groupings", gname), f"grouping name {gname!r} must match {NAME_RE.pattern}"))
@@ -307,9 +307,9 @@ class SearchConfig(_Strict):
     epoch ``strategy`` picks) is what the sampler maximises.
     """
 
-    trials: int = Field(20, ge=1)
+    trials: int = Field(default=20, ge=1)
     sampler: Literal["random", "tpe", "grid"] = "tpe"
-    seed: int = Field(1000, ge=0)
+    seed: int = Field(default=1000, ge=0)
     objective: Literal["auc", "worst_group_auc", "dice", "worst_group_dice"] = "auc"
     strategy: str = "final"
 
@@ -425,7 +425,7 @@ class Catalogue(_Strict):
 
     @model_validator(mode="after")
     def _check_refs(self) -> Catalogue:
-        problems = []
+        problems: list[tuple[tuple[str, ...], str]] = []
         for section, names in (("datasets", self.datasets), ("suites", self.suites)):
             for name in names:
                 if not NAME_RE.match(name):
@@ -485,7 +485,7 @@ def _external_problems(sname: str, suite: SuiteConfig, datasets: dict[str, Datas
                        ) -> list[tuple[tuple[str, ...], str]]:
     """What makes an ``evaluate_on`` entry of suite ``sname`` unusable: an unknown dataset, another
     task, number of classes or ``image_size`` than the training dataset, a missing grouping."""
-    problems = []
+    problems: list[tuple[tuple[str, ...], str]] = []
     for train_name in suite.evaluate_on:
         where = ("suites", sname, "evaluate_on", train_name)
         if train_name not in suite.datasets:
@@ -706,7 +706,7 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     return [k for k in tp.model_fields if not (tp is DatasetConfig and k == "name")]  # name comes from the key
 
 
-def _format_error(err: dict[str, Any], top: _Source, owners: dict[tuple[str, str], _Source]) -> list[str]:
+def _format_error(err: Mapping[str, Any], top: _Source, owners: dict[tuple[str, str], _Source]) -> list[str]:
     """A validation error as ``file:line: key.path: message`` lines."""
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
     ctx = err.get("ctx") or {}
@@ -735,43 +735,3 @@ def _format_error(err: dict[str, Any], top: _Source, owners: dict[tuple[str, str
     line = src.line(loc)
     where = f"{src.path}:{line}" if line else str(src.path)
     return [f"{where}: {_dotted(loc)}: {msg}"]
-
-
-# --- validation ---------------------------------------------------------------------------
-
-
-def validate_catalogue(path: str | Path | None = None, *, deep: bool = False) -> list[str]:
-    """Problems of a catalogue as human-readable lines (empty list: valid).
-
-    Args:
-        path: the yaml file (``None``: the default catalogue).
-        deep: also load each dataset's metadata and check adapters, grouping columns,
-            group sizes and split disjointness (no images are decoded).
-    """
-    try:
-        cat = load_catalogue(path)
-    except ConfigError as exc:
-        return str(exc).splitlines()
-    problems: list[str] = []
-    from medfairx.plugins import get_host
-
-    adapters = get_host().registry("datasets")
-    for name, cfg in cat.datasets.items():
-        if cfg.adapter not in adapters:
-            close = difflib.get_close_matches(cfg.adapter, adapters.names(), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            problems.append(
-                f"{cat.source_of(name)}: datasets.{name}.adapter: unknown adapter {cfg.adapter!r}.{hint} "
-                f"Registered adapters: {', '.join(adapters.names()) or '(none)'}."
-            )
-    if deep and not problems:
-        from medfairx.data.dataset import describe_dataset
-
-        for name in cat.datasets:
-            try:
-                info = describe_dataset(cat, name)
-            except Exception as exc:  # noqa: BLE001 - report every dataset's problem, not the first
-                problems.append(f"datasets.{name}: {type(exc).__name__}: {exc}")
-                continue
-            problems.extend(f"datasets.{name}: {w}" for w in info["problems"])
-    return problems

@@ -116,7 +116,7 @@ def _numpy_safe_globals() -> list[Any]:
     try:
         from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]  # the numpy < 2 location of the same names
     dtypes = [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")] if hasattr(np, "dtypes") else []
     return [np.ndarray, np.dtype, _reconstruct, scalar, *dtypes]
 
@@ -131,3 +131,12 @@ def load_weights_only(source: Any) -> Any:
 
     with torch.serialization.safe_globals(_numpy_safe_globals()):
         return torch.load(source, map_location="cpu", weights_only=True)
+
+
+def portable_paths(text: str, base: Path | None = None) -> str:
+    """Absolute paths under ``base`` (default: the working directory) or its parent, written
+    relative to it, so a published page names no path of the machine that built it."""
+    base = (base or Path.cwd()).resolve()
+    for prefix, relative in ((f"{base}{os.sep}", ""), (f"{base.parent}{os.sep}", f"..{os.sep}")):
+        text = text.replace(json.dumps(prefix)[1:-1], relative).replace(prefix, relative)
+    return text

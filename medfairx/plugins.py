@@ -32,7 +32,6 @@ from medfairx.specs import SPEC_TYPES, MethodSpec, Origin
 ENTRY_POINT_GROUP = "medfairx"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "medfairx.default_plugins.datasets",
-    "medfairx.default_plugins.dataset_adapters",
     "medfairx.default_plugins.groupings",
     "medfairx.default_plugins.metrics",
     "medfairx.default_plugins.backbones",
@@ -122,7 +121,7 @@ class PluginHost:
         known = {n for n in dir(hookspecs) if callable(getattr(hookspecs, n, None))}
         for attr in dir(plugin):
             opts = self.pm.parse_hookimpl_opts(plugin, attr)
-            name = (opts or {}).get("specname") or attr
+            name = (opts.get("specname") if opts is not None else None) or attr
             if opts is not None and name not in known:
                 self._fail(
                     info,
@@ -136,13 +135,13 @@ class PluginHost:
             if getattr(plugin, hook_name, None) is None or self.pm.parse_hookimpl_opts(plugin, hook_name) is None:
                 continue
 
-            def register(item: Any, _kind: str = kind) -> None:
+            def register(item: Any, _kind: str = kind, _hook: str = hook_name) -> None:
                 if _kind == "methods" and isinstance(item, type):
                     item = MethodSpec.from_class(item)
                 expected = SPEC_TYPES[_kind]
                 if not isinstance(item, expected):
                     raise PluginLoadError(
-                        f"{hook_name} got {type(item).__name__}; expected {expected.__name__}"
+                        f"{_hook} got {type(item).__name__}; expected {expected.__name__}"
                     )
                 # a name another plugin also registers is held, never raised: the plugin's
                 # other items stay, and resolve_conflicts() decides independently of load order

@@ -6,7 +6,13 @@ import fnmatch
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
-from medfairx.errors import DUPLICATE_NAME, NAME_CONFLICT, DuplicateNameError, NameConflictError, UnknownNameError
+from medfairx.errors import (
+    DUPLICATE_NAME,
+    NAME_CONFLICT,
+    DuplicateNameError,
+    NameConflictError,
+    UnknownNameError,
+)
 from medfairx.specs import Origin, check_name
 
 T = TypeVar("T")
@@ -34,15 +40,15 @@ class Registry(Generic[T]):
         Returns:
             ``False`` when the name is held as a conflict (``hold_conflicts=True``).
         """
-        name = check_name(item.name, self.kind.rstrip("s"))  # type: ignore[attr-defined]
+        name = check_name(item.name, self.kind.rstrip("s"))  # type: ignore[attr-defined]  # T is unbounded; every spec has name
         held = self._conflicts.get(name)
         if held is not None:
-            if all(o != origin or i.identity() != item.identity() for i, o in held):  # type: ignore[attr-defined]
+            if all(o != origin or i.identity() != item.identity() for i, o in held):  # type: ignore[attr-defined]  # and identity()
                 held.append((item, origin))
             return False
         if name in self._items:
             old = self._items[name]
-            if old.identity() == item.identity():  # type: ignore[attr-defined]
+            if old.identity() == item.identity():  # type: ignore[attr-defined]  # as above
                 return True
             if hold_conflicts:
                 self._conflicts[name] = [(old, self._origins.pop(name)), (item, origin)]
@@ -107,6 +113,10 @@ class Registry(Generic[T]):
         """Which plugin registered ``name``."""
         self.get(name)
         return self._origins[name]
+
+    def in_order(self) -> list[str]:
+        """Names in the order they were registered (the built-in plugins load first)."""
+        return list(self._items)
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted names matching an fnmatch ``pattern``."""

@@ -17,9 +17,14 @@ import inspect
 import random
 from typing import Any
 
+from medfairx.contracts import TrainRecipe
 from medfairx.errors import SearchSpaceError
-from medfairx.methods.base import TrainRecipe
-from medfairx.specs import RECIPE_SEARCH_SPACE, MethodSpec, search_space_problems, split_sample
+from medfairx.specs import (
+    RECIPE_SEARCH_SPACE,
+    MethodSpec,
+    search_space_problems,
+    split_sample,
+)
 
 RECIPE_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainRecipe))
 BAD_SPACE = ("Method {method!r} ({target}) declares a bad search_space: {problems}. Fix `search_space` on its "
@@ -29,8 +34,8 @@ BAD_SPACE = ("Method {method!r} ({target}) declares a bad search_space: {problem
 __all__ = ["BAD_SPACE", "RECIPE_KEYS", "apply_sample", "sample_space", "space_of", "space_problems", "validate_space"]
 
 
-def _params(cls: type) -> tuple[list[str], bool]:
-    names = cls._param_names() if hasattr(cls, "_param_names") else []
+def _params(cls: type[object]) -> tuple[list[str], bool]:
+    names = cls.param_names() if hasattr(cls, "param_names") else []
     takes_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
     return names, takes_any
 

@@ -29,7 +29,7 @@ import pandas as pd
 
 from medfairx.metrics.catalogue import CLS
 from medfairx.metrics.engine import Engine
-from medfairx.metrics.store import problem_from_frame
+from medfairx.metrics.predictions import problem_from_frame
 
 Strategy = Callable[..., "int | None"]
 VAL = "val"
@@ -48,14 +48,15 @@ def val_table(history: pd.DataFrame, *, task: str, group_column: str | None) -> 
             warnings.simplefilter("ignore", RuntimeWarning)
             v = Engine(problem).measure(measure, np.ones((problem.n, 1)))[0]
         rows[int(epoch)] = pd.Series(v, index=["overall", *(f"g:{n}" for n in problem.names)])
-    table = pd.DataFrame(rows).T.sort_index()
+    table: pd.DataFrame = pd.DataFrame(rows).T.sort_index()
     table.index.name = "epoch"
     return table
 
 
 def _groups(table: pd.DataFrame) -> pd.DataFrame:
     g = table[[c for c in table.columns if c.startswith("g:")]].dropna(axis=1, how="any")
-    return g if g.shape[1] else table[["overall"]]
+    result: pd.DataFrame = g if g.shape[1] else table[["overall"]]
+    return result
 
 
 def _pick(table: pd.DataFrame, key: pd.Series, *, maximise: bool = True) -> int:
@@ -92,8 +93,9 @@ def pareto_front(values: pd.DataFrame) -> pd.Index:
     v = values.to_numpy(np.float64)
     ge = (v[:, None, :] >= v[None, :, :]).all(axis=2)
     gt = (v[:, None, :] > v[None, :, :]).any(axis=2)
-    dominated = (ge & gt).any(axis=0)  # dominated[j]: some i has v_i >= v_j everywhere and > somewhere
-    return values.index[~dominated]
+    dominated = np.asarray((ge & gt).any(axis=0))  # dominated[j]: some i has v_i >= v_j everywhere and > somewhere
+    result: pd.Index = values.index[~dominated]
+    return result
 
 
 def select_pareto(history: pd.DataFrame, *, task: str = CLS, group_column: str | None = None) -> int | None:

@@ -10,7 +10,7 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Union
+from typing import Any, ClassVar, Literal
 
 from medfairx.errors import ConfigError
 
@@ -336,8 +336,8 @@ class Choice:
         return {"type": self.kind, "values": list(self.values)}
 
 
-Distribution = Union[Uniform, LogUniform, IntRange, Choice]
-DISTRIBUTIONS: tuple[type, ...] = (Uniform, IntRange, Choice)  # LogUniform is a Uniform
+Distribution = Uniform | LogUniform | IntRange | Choice
+DISTRIBUTIONS: tuple[type[Uniform], type[IntRange], type[Choice]] = (Uniform, IntRange, Choice)  # LogUniform is a Uniform
 
 #: The recipe's own hyper-parameters, searched for every method that takes a ``recipe``
 #: (ranges of MEDFAIR's learning-rate / weight-decay search for Adam); a method's own
@@ -398,8 +398,8 @@ class MethodSpec(_Spec):
     search_space: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @classmethod
-    def from_class(cls, method_cls: type) -> MethodSpec:
-        """Build a spec from a Method subclass's class attributes."""
+    def from_class(cls, method_cls: type[Any]) -> MethodSpec:
+        """Build a spec from a Method subclass's class attributes (``name``, ``tags``, ...)."""
         return cls(
             name=method_cls.name,
             target=method_cls,
@@ -547,7 +547,7 @@ class ClaimSpec:
         return (type(self).__name__, self.name, self.method, self.text, self.comparisons, self.title)
 
 
-SPEC_TYPES: dict[str, type] = {
+SPEC_TYPES: dict[str, type[_Spec] | type[ClaimSpec]] = {
     "datasets": DatasetSpec,
     "groupings": GroupingSpec,
     "methods": MethodSpec,

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from medfairx.config import DatasetConfig
-from medfairx.data import ham10000, imaging
+from medfairx.data import imaging
+from medfairx.data.adapters import ham10000
 
 
 def data_root() -> Path:

@@ -27,10 +27,10 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from medfairx.data.embeddings import encode_images
+from medfairx.contracts import TaskData
 from medfairx.methods.backbones import build_backbone
-from medfairx.methods.base import TaskData
 from medfairx.methods.device import images_to_float
+from medfairx.methods.embedding import encode_images
 from medfairx.methods.encoders import LITE0_PREPROCESSING, preprocess_image
 from medfairx.testing.toy import make_cpu_run_context
 

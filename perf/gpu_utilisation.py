@@ -88,9 +88,10 @@ def main() -> None:
 
     if not torch.cuda.is_available():
         raise SystemExit("CUDA is not available: this script measures a GPU.")
+    from medfairx.contracts import TrainRecipe
     from medfairx.data import load_dataset
     from medfairx.methods.backbones import build_backbone
-    from medfairx.methods.base import RunContext, TrainRecipe
+    from medfairx.methods.base import RunContext
     from medfairx.methods.trainable import train_model
 
     with tempfile.TemporaryDirectory() as tmp:

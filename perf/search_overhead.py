@@ -26,12 +26,12 @@ from pathlib import Path
 import torch
 
 from medfairx.config import load_catalogue
+from medfairx.contracts import RunSpec
 from medfairx.plugins import get_host
 from medfairx.runner.bench import BenchOptions, prepare, run_bench
 from medfairx.runner.executors import LocalExecutor, SweepJob
-from medfairx.runner.plan import RunSpec
 from medfairx.runner.search import TRIALS_DIR, TUNED_DIR, search_root
-from medfairx.runner.store import RunStore
+from medfairx.store import RunStore
 
 CATALOGUE = """
 version: 1
@@ -75,7 +75,7 @@ def main() -> None:
     importlib.import_module("medfairx.metrics.evaluate")
     imports = time.perf_counter() - t0
     host = get_host()
-    quiet = lambda _: None  # noqa: E731
+    quiet = lambda _: None  # noqa: E731 - a throwaway no-op echo
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "datasets.yaml"
         cfg.write_text(CATALOGUE.format(trials=args.trials, epochs=args.epochs))
@@ -93,7 +93,7 @@ def main() -> None:
         searched = time.perf_counter() - t0 - fixed
         root = search_root(out / "tiny")
         specs = [_spec(r) for d in (TRIALS_DIR, TUNED_DIR) for r in RunStore(root / d).records()]
-        _, datasets = prepare(catalogue, BenchOptions(suite="tiny", out=out), host, quiet)
+        _, datasets, _ = prepare(catalogue, BenchOptions(suite="tiny", out=out), host, quiet)
         plain_root = out / "tiny"
         t0 = time.perf_counter()
         LocalExecutor(datasets, host).run(SweepJob(cfg, plain_root, specs), quiet)

@@ -123,7 +123,7 @@ def main() -> None:
             backbone=args.backbone, epochs=args.epochs, device=args.device,
         ))
         catalogue = load_catalogue(path)
-        plan, datasets = prepare(catalogue, BenchOptions(suite="mem"), get_host(), lambda _line: None)
+        plan, datasets, _ = prepare(catalogue, BenchOptions(suite="mem"), get_host(), lambda _line: None)
         store = Path(tmp) / "runs" / "mem"
         print(f"{len(plan.runs)} ERM runs, {args.backbone}, {args.n_samples} images of {args.size}px, "
               f"{args.epochs} epochs, device {args.device}")

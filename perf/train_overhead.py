@@ -33,8 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medfairx.contracts import TaskData, TrainRecipe
 from medfairx.methods.backbones import build_backbone
-from medfairx.methods.base import RunContext, TaskData, TrainRecipe
+from medfairx.methods.base import RunContext
 from medfairx.methods.trainable import train_model
 
 

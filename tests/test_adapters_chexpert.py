@@ -13,7 +13,7 @@ from medfairx.config import DatasetConfig
 from medfairx.data.adapters import chexpert
 from medfairx.data.adapters._cxr import FINDINGS, race_group
 from medfairx.data.adapters._testing import placeholder_images
-from medfairx.data.ham10000 import MissingImagesWarning
+from medfairx.data.labels import MissingImagesWarning
 from medfairx.errors import DataError
 
 BASE = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA"]
@@ -50,7 +50,8 @@ def write_chexpert(root: Path) -> Path:
     for k in range(1, 234):
         p = 64541 + k % 200
         valid.append(_row(f"CheXpert-v1.0-small/valid/patient{p}/study{1 + k // 200}/view{1 + k % 2}_frontal.jpg", "frontal",
-                          "Female" if k % 2 else "Male", str(20 + k % 70), {f: ("1.0" if (k + i) % 9 == 0 else "0.0") for i, f in enumerate(FINDINGS)}))
+                          "Female" if k % 2 else "Male", str(20 + k % 70),
+                          {f: ("1.0" if (k + i) % 9 == 0 else "0.0") for i, f in enumerate(FINDINGS)}))
     (folder / "valid.csv").write_text("\n".join([header, *[",".join(r) for r in valid]]) + "\n")
     patients = [f"patient{p:05d}" for p in range(1, 7)] + [f"patient{64541 + k}" for k in range(200)]
     demo = pd.DataFrame({

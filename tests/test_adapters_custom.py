@@ -11,7 +11,7 @@ import pytest
 from medfairx.config import DatasetConfig
 from medfairx.data.adapters import custom
 from medfairx.data.adapters._testing import placeholder_images
-from medfairx.data.ham10000 import MissingImagesWarning
+from medfairx.data.labels import MissingImagesWarning
 from medfairx.errors import ConfigError, DataError
 
 N = 48

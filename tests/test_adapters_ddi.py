@@ -13,7 +13,7 @@ from medfairx.config import DatasetConfig
 from medfairx.data.adapters import ddi
 from medfairx.data.adapters._tabular import MetadataWarning
 from medfairx.data.adapters._testing import placeholder_images
-from medfairx.data.ham10000 import MissingImagesWarning
+from medfairx.data.labels import MissingImagesWarning
 from medfairx.errors import DataError
 
 TONES = ["12"] * 208 + ["34"] * 241 + ["56"] * 207

@@ -14,7 +14,7 @@ from medfairx.config import DatasetConfig
 from medfairx.data.adapters import fitzpatrick17k
 from medfairx.data.adapters._tabular import MetadataWarning
 from medfairx.data.adapters._testing import data_root, placeholder_images
-from medfairx.data.ham10000 import MissingImagesWarning
+from medfairx.data.labels import MissingImagesWarning
 from medfairx.errors import DataError
 
 ROOT = data_root() / "fitzpatrick17k"

@@ -13,7 +13,7 @@ from medfairx.config import DatasetConfig, LabelConfig
 from medfairx.data.adapters import isic2019
 from medfairx.data.adapters._tabular import DataLeakageWarning, MetadataWarning
 from medfairx.data.adapters._testing import data_root, placeholder_images
-from medfairx.data.ham10000 import MissingImagesWarning
+from medfairx.data.labels import MissingImagesWarning
 from medfairx.errors import DataError
 
 ROOT = data_root() / "isic2019"
@@ -66,7 +66,8 @@ def test_patient_key_falls_back_to_image_id(df: pd.DataFrame) -> None:
 
 
 def test_warnings_leakage_and_lesion_fallback() -> None:
-    with pytest.warns(DataLeakageWarning, match="all 10,015 HAM10000"), pytest.warns(MetadataWarning, match="2,084 rows have an empty lesion_id"):
+    with (pytest.warns(DataLeakageWarning, match="all 10,015 HAM10000"),
+          pytest.warns(MetadataWarning, match="2,084 rows have an empty lesion_id")):
         isic2019.read_metadata(ROOT, check=False)
 
 

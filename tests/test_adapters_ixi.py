@@ -144,7 +144,8 @@ def test_corrupt_nifti_is_a_clear_error(tmp_path: Path) -> None:
     root = _subset_root(tmp_path, SUBSET[:3])
     bad = root / "labels" / f"{SUBSET[1]}_seg.nii.gz"
     bad.write_bytes(gzip.compress(gzip.decompress(bad.read_bytes())[:1000]))  # header and a truncated voxel block
-    with pytest.raises(DataError, match=rf"Cannot read NIfTI file .*{SUBSET[1]}_seg\.nii\.gz \(subject {SUBSET[1]}\).*corrupt or truncated"):
+    broken = rf"Cannot read NIfTI file .*{SUBSET[1]}_seg\.nii\.gz \(subject {SUBSET[1]}\).*corrupt or truncated"
+    with pytest.raises(DataError, match=broken):
         _all(ixi.load(_config(root), cache_dir=tmp_path / "cache"))  # the volumes are decoded on first read
     (root / "images" / f"{SUBSET[0]}_T1.nii.gz").write_bytes(b"not a nifti file")
     with pytest.raises(DataError, match=rf"Cannot read NIfTI file .*{SUBSET[0]}_T1\.nii\.gz"):

@@ -13,7 +13,7 @@ from medfairx.config import DatasetConfig
 from medfairx.data.adapters import mimic_cxr
 from medfairx.data.adapters._cxr import FINDINGS
 from medfairx.data.adapters._testing import placeholder_images
-from medfairx.data.ham10000 import MissingImagesWarning
+from medfairx.data.labels import MissingImagesWarning
 from medfairx.errors import DataError
 
 # (subject, study, dicom, view, year, No Finding)

@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from medfairx.config import DatasetConfig
+from medfairx.data import imaging
 from medfairx.data.adapters import pad_ufes20
 from medfairx.data.adapters._tabular import MetadataWarning
-from medfairx.data import imaging
 from medfairx.data.adapters._testing import data_root, placeholder_images
-from medfairx.data.ham10000 import MissingImagesWarning
+from medfairx.data.labels import MissingImagesWarning
 from medfairx.errors import DataError
 
 HEADER = ("patient_id,lesion_id,smoke,drink,background_father,background_mother,age,pesticide,gender,"

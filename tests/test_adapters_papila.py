@@ -14,7 +14,7 @@ from medfairx.config import DatasetConfig
 from medfairx.data.adapters import papila
 from medfairx.data.adapters._tabular import MetadataWarning
 from medfairx.data.adapters._testing import placeholder_images
-from medfairx.data.ham10000 import MissingImagesWarning
+from medfairx.data.labels import MissingImagesWarning
 from medfairx.errors import DataError
 
 openpyxl = pytest.importorskip("openpyxl")
@@ -79,7 +79,8 @@ def test_unknown_code_warns_with_row_and_renamed_header_errors(tmp_path: Path) -
     assert df.attrs["report"]["unknown_codes"] == {"sex": {"3": 1}}
     renamed = [("Sex" if n == "Gender" else n) for n in NAMES]
     root = write_clinical(tmp_path / "b", names=renamed)
-    with pytest.raises(DataError, match=r"(?s)patient_data_od\.xlsx: column\(s\) \['Gender'\] not found.*expected header: ID,Age,Gender,Diagnosis"):
+    with pytest.raises(DataError, match=r"(?s)patient_data_od\.xlsx: column\(s\) \['Gender'\] not found"
+                                         r".*expected header: ID,Age,Gender,Diagnosis"):
         papila.read_metadata(root, check=False)
 
 

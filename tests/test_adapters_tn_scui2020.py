@@ -11,7 +11,7 @@ import pytest
 from medfairx.config import DatasetConfig
 from medfairx.data.adapters import tn_scui2020
 from medfairx.data.adapters._testing import data_root, placeholder_images
-from medfairx.data.ham10000 import MissingImagesWarning
+from medfairx.data.labels import MissingImagesWarning
 from medfairx.errors import DataError
 
 ROOT = data_root() / "tn-scui2020"
@@ -43,7 +43,8 @@ def test_lf_and_crlf_copies_parse_the_same(tmp_path: Path, newline: bytes) -> No
 
 
 def _side_table(path: Path, ids: list[str]) -> None:
-    rows = [{"ID": i.removesuffix(".PNG"), "sex": "female" if k % 3 else "male", "age": "" if k == 5 else str(30 + k % 40)} for k, i in enumerate(ids)]
+    rows = [{"ID": i.removesuffix(".PNG"), "sex": "female" if k % 3 else "male", "age": "" if k == 5 else str(30 + k % 40)}
+            for k, i in enumerate(ids)]
     pd.DataFrame(rows).to_csv(path, index=False)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medfairx.analysis.encoding import probe_attribute
+from medfairx.report.encoding import probe_attribute
 
 
 def _split(rng: np.random.Generator, n: int, signal: float, k: int) -> tuple[np.ndarray, np.ndarray]:

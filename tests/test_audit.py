@@ -160,7 +160,7 @@ def test_bins_and_intersections_follow_the_catalogue_rules():
                 n_boot=0)
     expected = BinsRule("age", column="age", bins=(40.0, 60.0, 80.0))(df).astype(str)
     n = res.results[(res.results["grouping"] == "age") & (res.results["metric"] == "auc") & (res.results["scope"] == "group")]
-    assert dict(zip(n["group"], n["n"])) == expected.value_counts().to_dict()
+    assert dict(zip(n["group"], n["n"], strict=False)) == expected.value_counts().to_dict()
     assert set(n["group"]) == {"<=40", "(40, 60]", "(60, 80]", ">80"}  # right-closed: 40 is in <=40, 60 in (40, 60]
     inter = set(res.by_group.loc["sex_x_age"].index)
     assert {"F|<=40", "M|(40, 60]"} <= inter
@@ -206,11 +206,14 @@ def _small() -> pd.DataFrame:
         (None, dict(sensitive="sex"), DataError, r"no column 'sex' \(given as --sensitive\); available columns:"),
         (lambda d: d.assign(p=d["p"].astype(str).where(d.index != 3, "high")), {}, DataError,
          r"score column 'p' is not numeric \(e.g. 'high' at row 3\)"),
-        (lambda d: d.assign(p=d["p"].where(d.index != 5, 1.5)), {}, DataError, r"1 value\(s\) that are outside \[0, 1\] \(first at row 5: 1.5\)"),
+        (lambda d: d.assign(p=d["p"].where(d.index != 5, 1.5)), {}, DataError,
+         r"1 value\(s\) that are outside \[0, 1\] \(first at row 5: 1.5\)"),
         (lambda d: d.assign(p=d["p"].where(d.index != 7, np.nan)), {}, DataError, r"missing \(NaN\) \(first at row 7"),
-        (lambda d: d.assign(y=d["y"].where(d.index != 2, 2)), {}, DataError, r"label column 'y' has value\(s\) other than 0/1: 2 \(first at row 2\)"),
+        (lambda d: d.assign(y=d["y"].where(d.index != 2, 2)), {}, DataError,
+         r"label column 'y' has value\(s\) other than 0/1: 2 \(first at row 2\)"),
         (lambda d: d.assign(y=1), {}, DataError, r"label column 'y' has a single class \(1\)"),
-        (lambda d: d.assign(site="A"), {}, DataError, r"sensitive attribute 'site' has 1 group\(s\) \(A\); a fairness audit needs at least 2"),
+        (lambda d: d.assign(site="A"), {}, DataError,
+         r"sensitive attribute 'site' has 1 group\(s\) \(A\); a fairness audit needs at least 2"),
         (None, dict(split_col="part", val_value="validation"), DataError, r"no row equal to 'validation' \(values: test, val\)"),
         (None, dict(bins=["age=young"]), ConfigError, r"--bins 'age=young': expected COLUMN=CUT"),
         (lambda d: d.assign(image="same"), dict(id_col="image"), DataError, r"duplicate value\(s\) \['same'\]"),

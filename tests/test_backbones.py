@@ -14,14 +14,7 @@ from medfairx.errors import ConfigError
 from medfairx.methods.backbones import BUILTIN_BACKBONES, ClassifierNet, build_backbone
 from medfairx.specs import BackboneSpec
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and threads thrash on a busy CI box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CLS_CASES = [
     ("tiny_cnn", 2, 32, 64, {}),

@@ -17,8 +17,8 @@ from medfairx.config import load_catalogue
 from medfairx.methods.trainable import TrainableMethod
 from medfairx.plugins import make_plugin_host
 from medfairx.runner.bench import BenchOptions, run_bench
-from medfairx.runner.store import RunStore
 from medfairx.specs import MethodSpec, MethodTags
+from medfairx.store import RunStore, read_data_cards
 
 SUITE = """
 version: 1
@@ -141,6 +141,29 @@ def test_report_lists_failed_runs(sweep) -> None:  # type: ignore[no-untyped-def
     assert len(auc) and all(0 <= v <= 1 for v in auc["value"] if not math.isnan(v))
     prov = json.loads((root / "leaderboards" / "tiny" / "provenance.json").read_text())
     assert prov["seeds"] == [0]
+
+
+def test_bench_records_data_cards_and_the_report_reads_them_without_loading_data(sweep, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The data cards describe the data as the sweep found them; the report never re-loads a dataset."""
+    from medfairx.data import dataset as dataset_module
+    from medfairx.report.writer import write_report
+
+    root, _, catalogue, _, _, _ = sweep
+    cards = read_data_cards([root / "runs" / "tiny"])
+    assert sorted(cards) == ["synthetic_cls", "synthetic_seg"]
+    now = dataset_module.describe_dataset(catalogue, "synthetic_cls")
+    recorded = cards["synthetic_cls"]["description"]
+    assert recorded["samples"] == now["samples"] and recorded["split_hash"] == now["split_hash"]
+    assert recorded["groupings"]["group"]["groups"] == json.loads(json.dumps(now["groupings"]["group"]["groups"]))
+
+    def no_loading(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the report loaded a dataset")
+
+    monkeypatch.setattr(dataset_module, "load_dataset", no_loading)
+    out = root / "leaderboards" / "cards"
+    write_report(root / "runs" / "tiny", out, suite="tiny", n_boot=20, reporters=["html"])
+    page = (out / "data-synthetic_cls.html").read_text()
+    assert f"{now['samples']}" in page and now["split_hash"] in page and "could not be described" not in page
 
 
 def test_a_grouping_added_later_is_scored_without_retraining(sweep) -> None:  # type: ignore[no-untyped-def]

@@ -146,7 +146,10 @@ def test_ctrl_c_stops_with_a_summary_and_keeps_finished_runs(tmp_path: Path, job
     args = ["bench", "--config", str(tmp_path / "datasets.yaml"), "--suite", "tiny", "--out", str(tmp_path / "runs"),
             "--no-report", "--seeds", "0", "1", "2", "3", "4", "5", "6", "7", *jobs]
     proc = subprocess.Popen([sys.executable, "-m", "medfairx.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=_env(), cwd=tmp_path, start_new_session=True)
+                            stderr=subprocess.STDOUT, env=_env(), cwd=tmp_path, start_new_session=True,
+                            # a terminal's Ctrl-C reaches a process whose SIGINT is not ignored; a parent
+                            # that ignores it (a test worker, a background shell) would pass that on
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 240
         while not any(json.loads(p.read_text() or "{}").get("status") == "ok" for p in store.glob("*/run.json")):

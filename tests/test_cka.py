@@ -20,15 +20,7 @@ from medfairx.analysis.cka import (
 )
 from medfairx.errors import ConfigError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def hsic_cka_reference(x: np.ndarray, y: np.ndarray) -> float:
@@ -136,8 +128,8 @@ def test_cka_per_layer_identical_and_different_models() -> None:
 def test_cka_command_trains_saves_and_reuses(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from medfairx.analysis.state import load_state
     from medfairx.cli.cka_cmd import cka
+    from medfairx.runner.state import load_state
 
     args = ["--model", "a=method:erm", "--model", "b=method:groupdro", "--dataset", "synthetic_cls",
             "--grouping", "group", "--epochs", "1", "--max-images", "40", "--out", str(tmp_path)]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from medfairx.config import EMBEDDED_CATALOGUE, Catalogue, load_catalogue
+from medfairx.contracts import TrainRecipe
 from medfairx.errors import ConfigError, UnknownNameError
-from medfairx.methods.base import TrainRecipe
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,15 +23,7 @@ from medfairx.analysis.curve import (
 )
 from medfairx.errors import ConfigError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- verdicts on hand-made tables ---------------------------------------------------------
@@ -99,7 +91,7 @@ def test_dominant_subsets_are_nested_and_seeded() -> None:
     for m in masks:
         assert m[groups != 0].all()  # minority and ungrouped rows stay fixed
     assert [int((m & (groups == 0)).sum()) for m in masks] == [0, 5, 25, 50]
-    for small, big in zip(masks[:-1], masks[1:]):
+    for small, big in zip(masks[:-1], masks[1:], strict=False):
         assert not (small & ~big).any()  # nested
     again = dominant_keep_mask(groups, 0, 0.5, seed=3)
     other = dominant_keep_mask(groups, 0, 0.5, seed=4)

@@ -7,7 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medfairx.methods.cutmix import CutMix, MixedBatch, cutmix_box, mixed_per_sample_loss
+from medfairx.methods.cutmix import (
+    CutMix,
+    MixedBatch,
+    cutmix_box,
+    mixed_per_sample_loss,
+)
 from medfairx.methods.trainable import Batch
 
 

@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from medfairx.config import DatasetConfig
-from medfairx.data.groupings import AGE_60, BinsRule, CategoricalRule, GroupSizeWarning, build_groupings
+from medfairx.data.groupings import (
+    AGE_60,
+    BinsRule,
+    CategoricalRule,
+    GroupSizeWarning,
+    build_groupings,
+)
 from medfairx.errors import ConfigError
 
 FRAME = pd.DataFrame(

@@ -14,11 +14,12 @@ import pytest
 from PIL import Image
 
 from medfairx.config import DatasetConfig, load_catalogue
-from medfairx.data import ham10000, imaging
+from medfairx.data import imaging
+from medfairx.data.adapters import ham10000
 from medfairx.data.cache import CacheRebuildWarning
 from medfairx.data.dataset import FairDataset
 from medfairx.data.groupings import BinsRule
-from medfairx.data.ham10000 import MissingImagesWarning
+from medfairx.data.labels import MissingImagesWarning
 from medfairx.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -231,7 +232,7 @@ def test_segmentation_masks_palette_png_and_alignment(tmp_path: Path) -> None:
     ids_order = np.concatenate([ds.task_data(s).sample_ids for s in ("train", "val", "test")])
     images = np.concatenate([ds.task_data(s).images for s in ("train", "val", "test")])
     assert masks.dtype == np.int64 and masks.shape[1:] == (32, 32) and set(np.unique(masks)) == {0, 1}
-    mask = dict(zip(ids_order, masks))
+    mask = dict(zip(ids_order, masks, strict=False))
     fraction = mask[palette].mean()
     assert 0 < fraction < 0.5  # lesion is the minority once converted to 'L'
     assert np.array_equal(mask[palette], (raw < 128).astype(np.int64))  # raw palette indices read inverted

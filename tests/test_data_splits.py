@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medfairx.data.ham10000 import read_metadata
+from medfairx.data.adapters.ham10000 import read_metadata
 from medfairx.data.splits import SplitManifest, make_splits
 from medfairx.errors import ConfigError, DataError
 

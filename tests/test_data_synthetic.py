@@ -12,8 +12,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from medfairx.config import EMBEDDED_CATALOGUE, DatasetConfig, load_catalogue, validate_catalogue
+from medfairx.config import EMBEDDED_CATALOGUE, DatasetConfig, load_catalogue
 from medfairx.data import FairDataset, describe_dataset, load_dataset, synthetic
+from medfairx.data.dataset import validate_catalogue
 from medfairx.errors import ConfigError, UnknownNameError
 from medfairx.plugins import PluginHost, get_host, set_host
 from medfairx.specs import Origin
@@ -24,13 +25,11 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def host() -> Iterator[PluginHost]:
     """A host holding only the built-in dataset and grouping plugins (registered through their hooks)."""
-    import medfairx.default_plugins.dataset_adapters as adapters_plugin
     import medfairx.default_plugins.datasets as datasets_plugin
     import medfairx.default_plugins.groupings as groupings_plugin
 
     fresh = PluginHost()
-    for plugin in (datasets_plugin, adapters_plugin):
-        plugin.register_datasets(register=lambda s: fresh.registry("datasets").add(s, Origin("medfairx.datasets")))
+    datasets_plugin.register_datasets(register=lambda s: fresh.registry("datasets").add(s, Origin("medfairx.datasets")))
     groupings_plugin.register_groupings(register=lambda s: fresh.registry("groupings").add(s, Origin("medfairx.groupings")))
     set_host(fresh)
     yield fresh
@@ -102,7 +101,7 @@ def test_segmentation_2d_and_3d() -> None:
     assert data.labels.dtype == np.int64 and data.labels.shape == (len(data), 32, 32)
     assert set(np.unique(data.labels)) == {0, 1} and "label" not in seg.metadata
     fg = data.labels.astype(bool)
-    inside = [im[0][m].mean() > im[0][~m].mean() for im, m in zip(data.images, fg) if m.any()]
+    inside = [im[0][m].mean() > im[0][~m].mean() for im, m in zip(data.images, fg, strict=False) if m.any()]
     assert np.mean(inside) > 0.9  # objects are brighter than background
     vol = make("synthetic_seg3d")
     data3 = vol.task_data("val")

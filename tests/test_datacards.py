@@ -12,10 +12,11 @@ from click.testing import CliRunner
 from medfairx.cli.datasets_cmd import datasets
 from medfairx.cli.report_cmd import write_cards
 from medfairx.config import load_catalogue
-from medfairx.data.dataset import describe_dataset
+from medfairx.data.dataset import data_card, describe_dataset, load_dataset
 from medfairx.report.datacards import write_data_cards
 from medfairx.report.leaderboard import build_leaderboard
 from medfairx.report.sample import synthetic_results
+from medfairx.store import write_data_card
 
 BROKEN_YAML = """\
 version: 1
@@ -47,8 +48,13 @@ def _cells(html: str) -> list[str]:
     return re.findall(r"<td[^>]*>([^<]*)</td>", html)
 
 
+def _stored(catalogue_file: Path, *names: str) -> dict[str, dict]:
+    return {n: data_card(load_dataset(catalogue_file, n)) for n in names}
+
+
 def test_page_has_card_and_group_sizes(catalogue_file: Path, described: dict, tmp_path: Path) -> None:
-    pages = write_data_cards(catalogue_file, ["synthetic_cls"], tmp_path, suite="s1")
+    pages = write_data_cards(catalogue_file, ["synthetic_cls"], tmp_path, stored=_stored(catalogue_file, "synthetic_cls"),
+                             suite="s1")
     assert [p.name for p in pages] == ["data-synthetic_cls.html"]
     html = pages[0].read_text(encoding="utf-8")
     assert "CC0-1.0" in html and described["split_hash"] in html and described["revision"] in html
@@ -64,12 +70,14 @@ def test_page_has_card_and_group_sizes(catalogue_file: Path, described: dict, tm
     assert "Patient-disjoint: <strong>yes</strong>" in html
 
 
-def test_unreadable_dataset_gets_an_error_page(catalogue_file: Path, tmp_path: Path) -> None:
-    pages = write_data_cards(catalogue_file, ["broken", "no_such_dataset"], tmp_path)
+def test_a_dataset_without_a_recorded_card_gets_a_page_saying_how_to_record_one(catalogue_file: Path,
+                                                                                  tmp_path: Path) -> None:
+    pages = write_data_cards(catalogue_file, ["broken", "no_such_dataset"], tmp_path, stored={}, suite="s1")
     broken = pages[0].read_text(encoding="utf-8")
-    assert "could not be described" in broken and "does-not-exist" in broken
+    assert "could not be described" in broken and "no data card for &#39;broken&#39;" in broken
+    assert "medfairx bench --suite s1" in broken
     assert "CC BY-NC-SA 4.0" in broken  # the static card of the adapter is still shown
-    assert "Unknown dataset" in pages[1].read_text(encoding="utf-8")
+    assert "No card: the dataset is not in the current catalogue" in pages[1].read_text(encoding="utf-8")
 
 
 def test_report_links_cards_and_survives_missing_data(monkeypatch: pytest.MonkeyPatch,
@@ -78,8 +86,9 @@ def test_report_links_cards_and_survives_missing_data(monkeypatch: pytest.Monkey
     monkeypatch.delenv("MEDFAIRX_CONFIG", raising=False)
     records = [{"dataset": "synthetic_cls", "dataset_revision": "old", "split_hash": "x"},
                {"dataset": "broken"}]
-    out = tmp_path / "s1"
-    cards = write_cards(records, out, suite="s1", echo=lambda m: None)
+    out, store = tmp_path / "s1", tmp_path / "runs" / "s1"
+    write_data_card(store, "synthetic_cls", _stored(catalogue_file, "synthetic_cls")["synthetic_cls"])
+    cards = write_cards(records, out, suite="s1", stores=[store], echo=lambda m: None)
     assert cards == [("broken", "data-broken.html"), ("synthetic_cls", "data-synthetic_cls.html")]
     assert "The runs used revision old" in (out / "data-synthetic_cls.html").read_text(encoding="utf-8")
     results = synthetic_results(suite="s1", blocks=(("synthetic_cls", "group"), ("synthetic_cls", "site")),
@@ -119,7 +128,7 @@ def test_cli_check_missing_root_exits_1(catalogue_file: Path) -> None:
 
 
 def test_published_pages_name_no_machine_path(tmp_path: Path) -> None:
-    from medfairx.report.datacards import portable_paths
+    from medfairx.fileio import portable_paths
 
     base = tmp_path / "repo"
     text = f"cache {base}/.medfairx-cache/x.h5, data {tmp_path}/shared/data/ham10000; elsewhere /opt/x"

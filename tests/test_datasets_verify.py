@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from medfairx.cli.datasets_cmd import datasets
 from medfairx.config import load_catalogue
+from medfairx.data.releases import RELEASES
 from medfairx.data.verify import listing_digest, read_record, verify_copy
-from medfairx.default_plugins.releases import RELEASES
 from medfairx.report.datacards import verification, write_data_cards
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,11 +110,11 @@ def test_data_card_page_shows_a_failed_verification(tmp_path: Path) -> None:
     yaml = tmp_path / "datasets.yaml"
     yaml.write_text(f"version: 1\ndatasets:\n  hamcopy:\n    adapter: ham10000\n    root: {root}\n"
                     f"cache_dir: {tmp_path / 'cache'}\n", encoding="utf-8")
-    page = write_data_cards(yaml, ["hamcopy"], tmp_path / "site")[0].read_text(encoding="utf-8")
+    page = write_data_cards(yaml, ["hamcopy"], tmp_path / "site", stored={})[0].read_text(encoding="utf-8")
     assert "not verified" in page
     result = CliRunner().invoke(datasets, ["verify", "hamcopy", "--config", str(yaml)])
     assert result.exit_code == 1 and f"{METADATA}: missing" in result.output
-    page = write_data_cards(yaml, ["hamcopy"], tmp_path / "site")[0].read_text(encoding="utf-8")
+    page = write_data_cards(yaml, ["hamcopy"], tmp_path / "site", stored={})[0].read_text(encoding="utf-8")
     assert "verification FAILED on " in page
 
 

@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from medfairx.metrics.delong import delong, delong_intervals, gap_ci, hanley_mcneil_var, min_detectable_gap
+from medfairx.metrics.delong import (
+    delong,
+    delong_intervals,
+    gap_ci,
+    hanley_mcneil_var,
+    min_detectable_gap,
+)
 from medfairx.metrics.evaluate import RESULT_COLUMNS, score_predictions
 
 Z95 = 1.959963984540054

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from medfairx.contracts import RunSpec
 from medfairx.errors import ConfigError
 from medfairx.runner.executors import LocalExecutor, SweepJob
-from medfairx.runner.plan import RunSpec
-from medfairx.runner.store import RunStore
+from medfairx.store import RunStore
 
 FAKE = textwrap.dedent(
     '''
@@ -27,7 +27,7 @@ FAKE = textwrap.dedent(
     import os, time
     from pathlib import Path
     import pandas as pd
-    from medfairx.runner.store import RunStore
+    from medfairx.store import RunStore
 
     def run(spec, catalogue_path, store_root, *, datasets=None, echo=None):
         do = spec.params.get("do", "ok")
@@ -111,7 +111,7 @@ def test_describe_exit_names_the_signal() -> None:
 
 
 def test_local_factory_chooses_sequential_or_processes() -> None:
-    from medfairx.default_plugins.executors import local_executor
+    from medfairx.runner.launch import local_executor
     from medfairx.runner.parallel import ParallelExecutor
 
     assert isinstance(local_executor(jobs=1, devices=[]), LocalExecutor)
@@ -124,7 +124,7 @@ def test_local_factory_chooses_sequential_or_processes() -> None:
 
 def test_slurm_factory_checks_options() -> None:
     pytest.importorskip("submitit")
-    from medfairx.default_plugins.executors import slurm_executor
+    from medfairx.runner.launch import slurm_executor
     from medfairx.runner.slurm import SlurmExecutor
 
     ex = slurm_executor(jobs=4, partition="gpu", gpus_per_job=1, time=30, wait="false", slurm_account="lab")
@@ -149,7 +149,10 @@ def test_executors_are_registered() -> None:
     seen: dict[str, object] = {}
     plugin.register_executors(lambda spec: seen.__setitem__(spec.name, spec))
     assert set(seen) == {"local", "slurm"}
-    assert seen["local"].load() is plugin.local_executor  # type: ignore[attr-defined]
+    from medfairx.runner import launch
+
+    assert seen["local"].load() is launch.local_executor
+    assert seen["slurm"].load() is launch.slurm_executor
 
 
 # --- the process-per-device executor ------------------------------------------------------
@@ -202,7 +205,7 @@ import sys
 from pathlib import Path
 from medfairx.runner.executors import SweepJob
 from medfairx.runner.parallel import ParallelExecutor
-from medfairx.runner.plan import RunSpec
+from medfairx.contracts import RunSpec
 spec = RunSpec(suite="t", method="fake", dataset="toy", seed=0, train_grouping=None, groupings=(),
                params={"do": "sleep", "s": 60.0})
 ParallelExecutor(1, ["cpu"], run_fn=sys.argv[2]).run(SweepJob(None, Path(sys.argv[1]), [spec]), print)
@@ -279,7 +282,13 @@ def test_slurm_local_cluster_waits_and_records_lost_jobs(tmp_path: Path, fake_fn
 
 def test_slurm_no_wait_then_resume(tmp_path: Path, fake_fn: str) -> None:
     pytest.importorskip("submitit")
-    from medfairx.runner.slurm import SUBMITTED, SlurmExecutor, Submission, load_submitted, save_submitted
+    from medfairx.runner.slurm import (
+        SUBMITTED,
+        SlurmExecutor,
+        Submission,
+        load_submitted,
+        save_submitted,
+    )
 
     slow, quick, lost = _spec(0, "sleep", s=4.0), _spec(1), _spec(2)
     job = _job(tmp_path, [slow, quick])

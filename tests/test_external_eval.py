@@ -17,8 +17,8 @@ from medfairx.methods.trainable import TrainableMethod
 from medfairx.plugins import make_plugin_host
 from medfairx.report.writer import write_report
 from medfairx.runner.bench import BenchOptions, run_bench
-from medfairx.runner.store import RunStore
 from medfairx.specs import MethodSpec, MethodTags
+from medfairx.store import RunStore
 
 CATALOGUE = """
 version: 1

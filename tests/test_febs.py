@@ -7,7 +7,12 @@ import math
 import pytest
 import torch
 
-from medfairx.methods.febs import febs_group_errors, febs_loss, febs_sample_weights, febs_weights_from_errors
+from medfairx_baselines.febs_loss import (
+    febs_group_errors,
+    febs_loss,
+    febs_sample_weights,
+    febs_weights_from_errors,
+)
 
 S = 1e-5
 
@@ -17,7 +22,7 @@ def _dice_sum_over_classes(p: torch.Tensor, t: torch.Tensor) -> float:
     total = 0.0
     for c in range(p.shape[1]):
         pc, tc = p[:, c].flatten().tolist(), (t == c).flatten().float().tolist()
-        inter = sum(a * b for a, b in zip(pc, tc))
+        inter = sum(a * b for a, b in zip(pc, tc, strict=False))
         denom = sum(a * a for a in pc) + sum(b * b for b in tc)
         total += 1 - (2 * inter + S) / (denom + S)
     return total

@@ -94,17 +94,17 @@ def test_fairvision_weights_by_hand() -> None:
     dist = {0: 0.1, 1: 0.3}
     s_i = _softmax(LOSSES)
     s_g = _softmax([0.1, 0.1, 0.3, 0.3])  # softmax over the batch's samples of o_{a_i}
-    expected = [0.5 * a + 0.5 * b for a, b in zip(s_i, s_g)]
+    expected = [0.5 * a + 0.5 * b for a, b in zip(s_i, s_g, strict=False)]
     w = fis_weights(losses, groups, dist, c=0.5, variant="fairvision")
     torch.testing.assert_close(w, torch.tensor(expected))
     loss = fis_loss(losses, w)
-    assert float(loss) == pytest.approx(sum(a * b for a, b in zip(expected, LOSSES)) / 4)
-    assert float(fis_loss(losses, w, rescale=True)) == pytest.approx(sum(a * b for a, b in zip(expected, LOSSES)))
+    assert float(loss) == pytest.approx(sum(a * b for a, b in zip(expected, LOSSES, strict=False)) / 4)
+    assert float(fis_loss(losses, w, rescale=True)) == pytest.approx(sum(a * b for a, b in zip(expected, LOSSES, strict=False)))
     # temperature and right asymptote: softmax(v / T) * R in both terms
     w2 = fis_weights(losses, groups, dist, c=0.25, variant="fairvision", temperature=2.0, right_asymptote=3.0)
     s_i2 = [3 * t for t in _softmax([v / 2 for v in LOSSES])]
     s_g2 = [3 * t for t in _softmax([0.05, 0.05, 0.15, 0.15])]
-    torch.testing.assert_close(w2, torch.tensor([0.75 * a + 0.25 * b for a, b in zip(s_i2, s_g2)]))
+    torch.testing.assert_close(w2, torch.tensor([0.75 * a + 0.25 * b for a, b in zip(s_i2, s_g2, strict=False)]))
 
 
 def test_fairdi_weights_by_hand() -> None:
@@ -115,7 +115,7 @@ def test_fairdi_weights_by_hand() -> None:
     per_group = _softmax([0.1, 0.3])  # softmax over the groups present
     s_g = [per_group[0]] * 3 + [per_group[1]]
     w = fis_weights(losses, groups, dist, c=0.5, variant="fairdi")
-    torch.testing.assert_close(w, torch.tensor([0.5 * a + 0.5 * b for a, b in zip(s_i, s_g)]))
+    torch.testing.assert_close(w, torch.tensor([0.5 * a + 0.5 * b for a, b in zip(s_i, s_g, strict=False)]))
     # one group present: its group weight is 1 for every sample
     torch.testing.assert_close(
         group_weights(torch.zeros(4, dtype=torch.long), dist, variant="fairdi"), torch.ones(4)

@@ -16,8 +16,9 @@ import torch
 from medfairx.config import load_catalogue
 from medfairx.data import load_dataset
 from medfairx.data.cache import CacheRebuildWarning, file_sha256
-from medfairx.data.embeddings import EncoderChoice, embed_dataset, encode_images
+from medfairx.data.embeddings import EncoderChoice
 from medfairx.errors import ConfigError
+from medfairx.methods.embedding import embed_dataset, encode_images
 from medfairx.plugins import get_host
 from medfairx.runner.bench import BenchOptions, run_bench
 

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from medfairx.errors import ConfigError
 from medfairx.report.merge import gather
 from medfairx.report.writer import write_report
-from medfairx.runner.store import RunStore
+from medfairx.store import RunStore
 
 N = 40
 

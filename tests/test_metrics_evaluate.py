@@ -10,7 +10,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from medfairx.metrics.evaluate import RESULT_COLUMNS, aggregate_seeds, collect_failures, evaluate_runs
+from medfairx.metrics.evaluate import (
+    RESULT_COLUMNS,
+    aggregate_seeds,
+    collect_failures,
+    evaluate_runs,
+)
 from medfairx.metrics.thresholds import choose_threshold
 from medfairx.selection import select_worst_group
 
@@ -78,7 +83,7 @@ def results(store) -> pd.DataFrame:
 
 
 def test_table_shape(results):
-    assert list(results.columns) == RESULT_COLUMNS
+    assert list(results.columns) == list(RESULT_COLUMNS)
     assert set(results["strategy"]) == {"overall", "worst_group", "pareto", "dto", "final"}
     cls = results[results["task"] == "classification"]
     assert set(cls["grouping"]) == {"sex", "age"}  # group-unaware run scored under every grouping

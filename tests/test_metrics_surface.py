@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
+from medfairx.contracts import TaskData
 from medfairx.errors import ConfigError
-from medfairx.methods.base import TaskData
 from medfairx.metrics import surface
 from medfairx.metrics.basic import dice_iou_per_sample
 from medfairx.metrics.bootstrap import StratifiedBootstrap, bootstrap
@@ -366,14 +366,14 @@ def test_evaluate_runs_mixes_old_and_new_stores(tmp_path):
     _write_run(tmp_path, "old", _old_frame())
     _write_run(tmp_path, "new", _old_frame(new_columns=True))
     res = evaluate_runs(tmp_path, n_boot=10, strategies=["final"])
-    assert list(res.columns) == RESULT_COLUMNS
+    assert list(res.columns) == list(RESULT_COLUMNS)
     by_method = res.groupby("method")["metric"].agg(set)
     assert not set(NEW_METRICS) & by_method["old"] and set(NEW_METRICS) <= by_method["new"]
     assert "dice" in by_method["old"]
     only_old = tmp_path / "only_old"
     _write_run(only_old, "old", _old_frame())
     empty = evaluate_runs(only_old, n_boot=10, metrics=["hd95"], strategies=["final"])
-    assert empty.empty and list(empty.columns) == RESULT_COLUMNS
+    assert empty.empty and list(empty.columns) == list(RESULT_COLUMNS)
 
 
 def test_engine_names_the_missing_column():
@@ -394,7 +394,7 @@ def test_catalogue_entries():
 def test_slice_dice_scores_only_the_prompted_slices() -> None:
     """A volume whose object is found on its prompted slices but with a false positive on an
     unprompted slice: slice_dice ignores the unprompted slice, the volume Dice does not."""
-    from medfairx.prompts import PromptConfig, derive_prompts
+    from medfairx.data.prompts import PromptConfig, derive_prompts
 
     true = np.zeros((2, 4, 8, 8), np.int64)
     true[0, 1:3, 2:6, 2:6] = 1  # slices 1 and 2 hold the object

@@ -27,8 +27,8 @@ DS = {
 }
 
 
-def _plan(specs: list[MethodSpec], seeds: list[int] = [0, 1], mode: str = "default"):  # type: ignore[no-untyped-def]
-    return plan_runs(suite="s", datasets=DS, method_specs=specs, seeds=seeds, params_mode=mode, recipe={"epochs": 1},
+def _plan(specs: list[MethodSpec], seeds: tuple[int, ...] = (0, 1), mode: str = "default"):  # type: ignore[no-untyped-def]
+    return plan_runs(suite="s", datasets=DS, method_specs=specs, seeds=list(seeds), params_mode=mode, recipe={"epochs": 1},
                      backbones={"classification": "tiny_cnn", "segmentation": "tiny_unet"}, device="cpu",
                      versions_of=lambda s: {"medfairx": "0"})
 

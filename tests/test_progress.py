@@ -15,9 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from medfairx.contracts import RunSpec
 from medfairx.runner.executors import SweepJob
-from medfairx.runner.plan import RunSpec
-from medfairx.runner.progress import LiveDisplay, PlainDisplay, SweepState, format_seconds, make_display
+from medfairx.runner.progress import (
+    LiveDisplay,
+    PlainDisplay,
+    SweepState,
+    format_seconds,
+    make_display,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 MEDFAIRX = Path(sys.executable).parent / "medfairx"
@@ -38,7 +44,7 @@ suites:
 FAKE = textwrap.dedent(
     '''
     import os, time
-    from medfairx.runner.store import RunStore
+    from medfairx.store import RunStore
 
     def run(spec, catalogue_path, store_root, *, datasets=None, echo=None, progress=None):
         for epoch in (1, 2):

@@ -210,7 +210,7 @@ def test_runs_from_several_devices_are_disclosed(board: tuple[Path, list[Path], 
 def test_card_caveats_and_group_sizes_on_every_page(tmp_path: Path) -> None:
     """A dataset whose card has caveats (IXI: age and sex confounded) carries them on the index,
     its block pages and the method pages; every page shows the group sizes."""
-    from medfairx.default_plugins.dataset_adapters import CARDS
+    from medfairx.data.cards import CARDS
 
     results = synthetic_results(suite="s1", blocks=(("ixi", "sex"), ("ham", "age")), methods={"erm": 0.0, "dmoe": 0.05},
                                 seeds=(0,), task="segmentation")

@@ -140,5 +140,5 @@ def test_two_cpu_workers_match_sequential(suite_dir: Path) -> None:
     seq_files = sorted((suite_dir / "seq" / "tiny").glob("*/predictions.parquet"))
     par_files = sorted((suite_dir / "par" / "tiny").glob("*/predictions.parquet"))
     assert [p.parent.name for p in seq_files] == [p.parent.name for p in par_files] and len(seq_files) == 2
-    for a, b in zip(seq_files, par_files):
+    for a, b in zip(seq_files, par_files, strict=False):
         pd.testing.assert_frame_equal(pd.read_parquet(a), pd.read_parquet(b), check_exact=True)

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 import shutil
@@ -30,10 +29,10 @@ import pytest
 
 from medfairx.config import DatasetConfig, load_catalogue
 from medfairx.data import cache as cache_mod
-from medfairx.data import ham10000
+from medfairx.data.adapters import ham10000
 from medfairx.data.cache import CacheRebuildWarning
 from medfairx.errors import ConfigError, DataError
-from medfairx.runner.store import RunStore, StoreFileWarning
+from medfairx.store import RunStore, StoreFileWarning
 
 REPO = Path(__file__).resolve().parents[1]
 HAM = Path(os.environ.get("MEDFAIRX_DATA") or REPO / ".." / "shared" / "data") / "ham10000"
@@ -63,7 +62,7 @@ def _malicious_state(path: Path, marker: Path) -> Path:
 
 
 def test_malicious_state_file_is_refused_and_runs_nothing(tmp_path: Path) -> None:
-    from medfairx.analysis.state import fit_and_save, load_state
+    from medfairx.runner.state import fit_and_save, load_state
 
     marker = tmp_path / "marker"
     run_dir = tmp_path / "run"
@@ -78,8 +77,8 @@ def test_malicious_state_file_is_refused_and_runs_nothing(tmp_path: Path) -> Non
 
 def test_weights_only_state_round_trip(tmp_path: Path) -> None:
     """What medfairx writes still loads: the saved payload is tensors and plain containers only."""
-    from medfairx.analysis.state import load_state, save_state
     from medfairx.plugins import get_host
+    from medfairx.runner.state import load_state, save_state
     from medfairx.testing.toy import make_cpu_run_context, make_toy_splits
 
     splits, ctx = make_toy_splits(), make_cpu_run_context(epochs=1)
@@ -326,4 +325,4 @@ def test_stored_files_keep_normal_permissions(tmp_path: Path) -> None:
 
     atomic_write_text(tmp_path / "a.txt", "x")
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == FILE_MODE
-    assert io.open(tmp_path / "a.txt").read() == "x"
+    assert open(tmp_path / "a.txt").read() == "x"

@@ -25,11 +25,21 @@ from medfairx.errors import ConfigError, SearchSpaceError
 from medfairx.methods.trainable import TrainableMethod
 from medfairx.plugins import make_plugin_host
 from medfairx.runner.bench import BenchOptions, run_bench
-from medfairx.runner.search import SELECTION_FILE, choose, objective_value, read_selection, search_root
-from medfairx.runner.store import RunStore
+from medfairx.runner.search import (
+    SELECTION_FILE,
+    choose,
+    objective_value,
+    read_selection,
+    search_root,
+)
 from medfairx.search_space import apply_sample, sample_space, space_of, space_problems
 from medfairx.specs import Choice, IntRange, LogUniform, MethodSpec, MethodTags, Uniform
-from medfairx.testing.checks_method import check_search_space_names, check_search_space_samples_fit, method_subject
+from medfairx.store import RunStore
+from medfairx.testing.checks_method import (
+    check_search_space_names,
+    check_search_space_samples_fit,
+    method_subject,
+)
 from medfairx.testing.report import CheckFailure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -271,7 +281,7 @@ def test_permuting_test_labels_changes_no_choice(searched: Path, tmp_path: Path)
         values = [objective_value(copy / t["run_id"], task="classification", groupings=tuple(u["groupings"]),
                                   objective="auc") for t in ok]
         assert values == pytest.approx([t["value"] for t in ok])  # the objective read validation only
-        candidates = [(t["number"], copy / t["run_id"], v) for t, v in zip(ok, values)]
+        candidates = [(t["number"], copy / t["run_id"], v) for t, v in zip(ok, values, strict=False)]
         for g in u["groupings"]:
             for name, fn in strategies.items():
                 picked = choose(candidates, task="classification", grouping=g, strategy=fn, name=name)
@@ -290,7 +300,12 @@ def test_selection_file_records_the_budget(searched: Path) -> None:
 
 def test_search_page_shows_budget_choices_and_defaults_vs_tuned(searched: Path, tmp_path: Path) -> None:
     from medfairx.metrics.evaluate import evaluate_runs
-    from medfairx.report.search import rank_views, search_tables, tuned_results, write_search_page
+    from medfairx.report.search import (
+        rank_views,
+        search_tables,
+        tuned_results,
+        write_search_page,
+    )
 
     budget, choices = search_tables(searched)
     assert set(budget["method"]) == {"erm", "groupdro"} and (budget["trials"] == 3).all()
@@ -355,7 +370,7 @@ def test_a_failed_trial_counts_and_is_told_failed(tmp_path: Path, monkeypatch: p
     assert modes.count("boom") >= 1 and len(modes) - modes.count("boom") >= 2  # the search seed draws both
     unscorable = next(t["number"] for t in unit["trials"] if t["run_id"] == scored[0].name)
     assert [t["state"] for t in unit["trials"]] == [
-        "FAIL" if m == "boom" or t["number"] == unscorable else "COMPLETE" for m, t in zip(modes, unit["trials"])]
+        "FAIL" if m == "boom" or t["number"] == unscorable else "COMPLETE" for m, t in zip(modes, unit["trials"], strict=False)]
     assert len(result.failed) == modes.count("boom")
     assert any("cannot be scored: ConfigError: validation rows unreadable" in line for line in lines)
     assert any("this configuration cannot train" in line for line in lines)

@@ -21,7 +21,7 @@ EXPECTED = {"overall": 1, "worst_group": 2, "pareto": 2, "dto": 4, "final": None
 
 def _seg_history(test_dice: float = 0.3) -> pd.DataFrame:
     rows = []
-    for epoch, (a, b) in enumerate(zip(A, B)):
+    for epoch, (a, b) in enumerate(zip(A, B, strict=False)):
         for split, va, vb in (("val", a, b), ("test", test_dice, 1 - test_dice)):
             for i in range(40):
                 grp = "A" if i < 30 else "B"
@@ -44,7 +44,7 @@ def test_test_rows_never_change_the_choice(name):
 
 def test_val_table_and_pareto_front():
     table = val_table(_seg_history(), task="segmentation", group_column="group:site")
-    np.testing.assert_allclose(table["overall"], [0.75 * a + 0.25 * b for a, b in zip(A, B)])
+    np.testing.assert_allclose(table["overall"], [0.75 * a + 0.25 * b for a, b in zip(A, B, strict=False)])
     assert list(pareto_front(table[["g:A", "g:B"]])) == [1, 2, 4]
 
 

@@ -7,7 +7,13 @@ import torch
 from torch import nn
 
 from medfairx.errors import ConfigError
-from medfairx.methods.swad import LossValley, ParameterAverage, SegmentAverage, load_parameters, recalibrate_bn
+from medfairx_baselines.swad_average import (
+    LossValley,
+    ParameterAverage,
+    SegmentAverage,
+    load_parameters,
+    recalibrate_bn,
+)
 
 # v_j for segments j = 1..12; hand derivation with N_s = 3, N_e = 6, r = 0.3:
 #   t=6: window (v4, v5, v6) = (.50, .55, .52) has its minimum first -> converged, c = 4,

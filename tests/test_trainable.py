@@ -9,11 +9,18 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from medfairx.contracts import TaskData, TrainRecipe
 from medfairx.errors import ConfigError, NotFittedError, TrainingError
-from medfairx.methods.base import RunContext, TaskData, TrainRecipe
+from medfairx.methods.backbones import build_backbone
+from medfairx.methods.base import RunContext
 from medfairx.methods.device import amp_config, images_to_float, resolve_device
 from medfairx.methods.losses import per_sample_loss
-from medfairx.methods.sampling import ShuffleSampler, WeightedSampler, iter_batches, steps_per_epoch
+from medfairx.methods.sampling import (
+    ShuffleSampler,
+    WeightedSampler,
+    iter_batches,
+    steps_per_epoch,
+)
 from medfairx.methods.trainable import (
     Batch,
     EvalResult,
@@ -26,16 +33,8 @@ from medfairx.methods.trainable import (
     resolve_criterion,
     train_model,
 )
-from medfairx.methods.backbones import build_backbone
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and threads thrash on a busy CI box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def squares(n: int, seed: int, size: int = 16, seg: bool = False) -> TaskData:
@@ -205,7 +204,9 @@ def test_history_progress_predictions_and_groups() -> None:
     train, val = squares(64, 0), squares(40, 1)
     test = squares(24, 2)
     ctx = ctx_for(epochs=2, max_steps_per_epoch=2)
-    ctx.eval_sets = {"val": val.without_labels(), "test": test.without_labels()}
+    observed: list[tuple[str, int, dict[str, np.ndarray]]] = []
+    sets = {"val": val.without_labels(), "test": test.without_labels()}
+    ctx.observe_epoch = lambda stage, e, predict: observed.append((stage, e, {k: predict(d) for k, d in sets.items()}))
     calls: list[tuple[str, int, int]] = []
     ctx.progress = lambda stage, e, total: calls.append((stage, e, total))
     lines: list[str] = []
@@ -217,16 +218,37 @@ def test_history_progress_predictions_and_groups() -> None:
     for key in ("epoch", "train_loss", "val_loss", "val_auc", "val_group_auc", "lr", "seconds"):
         assert key in rec
     assert set(rec["val_group_auc"]) == {0, 1}
-    assert rec["predictions"]["val"].shape == (40, 2) and rec["predictions"]["test"].shape == (24, 2)
+    assert not any(isinstance(v, np.ndarray) for h in ctx.history for v in h.values())  # metrics only
+    assert [(st, e) for st, e, _ in observed] == [("plain", 1), ("plain", 2)]
+    assert observed[0][2]["val"].shape == (40, 2) and observed[0][2]["test"].shape == (24, 2)
     # the final predictions are those of the selected epoch
-    sel = ctx.history[m.selected_epoch_ - 1]["predictions"]["test"]
+    sel = observed[m.selected_epoch_ - 1][2]["test"]
     assert np.allclose(m.predict_scores(test.without_labels(), ctx), sel, atol=1e-6)
-    # validation metrics agree with sklearn on the recorded predictions
-    probs = rec["predictions"]["val"]
+    # validation metrics agree with sklearn on the observed predictions
+    probs = observed[0][2]["val"]
     assert rec["val_auc"] == pytest.approx(roc_auc_score(val.labels, probs[:, 1]))
     for g in (0, 1):
         m = val.groups == g
         assert rec["val_group_auc"][g] == pytest.approx(roc_auc_score(val.labels[m], probs[m, 1]))
+
+
+def test_epoch_observer_reuses_the_validation_pass_and_skips_stages_not_deployed() -> None:
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    train, val = squares(64, 0), squares(40, 1)
+    ctx = ctx_for(epochs=2, max_steps_per_epoch=2)
+    seen: list[tuple[str, int, np.ndarray, np.ndarray]] = []
+    twin = replace(val.without_labels(), images=val.images.copy())  # same pixels, another object
+    ctx.observe_epoch = lambda stage, e, predict: seen.append((stage, e, predict(val), predict(twin)))
+    model = build_backbone("tiny_cnn", in_channels=1, num_classes=2, spatial_dims=2)
+    train_model(model, train, val, ctx, name="t", stage="warmup", deployed=False)
+    assert seen == []  # an intermediate stage is not observed
+    train_model(model, train, val, ctx, name="t", stage="final")
+    assert [(stage, e) for stage, e, _, _ in seen] == [("final", 1), ("final", 2)]
+    for _, e, reused, fresh in seen:  # the validation pass's scores = a fresh forward pass, bit for bit
+        assert np.array_equal(reused, fresh)
+        assert ctx.history[2 + e - 1]["val_auc"] == pytest.approx(roc_auc_score(val.labels, fresh[:, 1]))
 
 
 def test_segmentation_history_has_dice_and_iou() -> None:

@@ -95,7 +95,7 @@ def _results(rng: np.random.Generator) -> pd.DataFrame:
                 warnings.simplefilter("ignore", RuntimeWarning)
                 t = score_predictions(f, task="classification", grouping="sex", n_boot=0)
             t = t.assign(suite="s", dataset=f"b{b}", grouping="sex", method=method, seed=0, strategy="overall")
-            tables.append(t[RESULT_COLUMNS])
+            tables.append(t[list(RESULT_COLUMNS)])
     return pd.concat(tables, ignore_index=True)
 
 

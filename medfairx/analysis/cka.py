@@ -80,7 +80,8 @@ def unbiased_hsic(k: np.ndarray, l_: np.ndarray) -> float:
     term1 = float(np.sum(kt * lt))  # tr(K̃L̃) for symmetric matrices
     term2 = float(ones @ kt @ ones) * float(ones @ lt @ ones) / ((n - 1) * (n - 2))
     term3 = 2.0 / (n - 2) * float(ones @ kt @ lt @ ones)
-    return (term1 + term2 - term3) / (n * (n - 3))
+    result: float = (term1 + term2 - term3) / (n * (n - 3))
+    return result
 
 
 class MinibatchCKA:
@@ -249,10 +250,11 @@ def cka_per_layer(
             for acc, a, b in zip(accs, xa, xb, strict=True):
                 acc.update(a, b)
         values = [acc.value() for acc in accs]
-    return pd.DataFrame({
+    result: pd.DataFrame = pd.DataFrame({
         "index": range(len(la)), "layer": la, "label": [short_label(n) for n in la], "layer_b": lb,
         "cka": values, "estimator": estimator, "n": len(images),
     })
+    return result
 
 
 # --- ΔCKA ----------------------------------------------------------------------------------
@@ -275,7 +277,7 @@ def delta_cka(cka1: pd.DataFrame, cka2_mixed: pd.DataFrame, cka2_qpi: pd.DataFra
     tables = [t for t in (cka1, cka2_mixed, cka2_qpi) if t is not None]
     if len({len(t) for t in tables}) != 1:
         raise ConfigError("delta_cka: the CKA tables must cover the same layers.")
-    out = pd.DataFrame({"index": cka1["index"].to_numpy(), "layer": cka1["layer"].to_numpy(),
+    out: pd.DataFrame = pd.DataFrame({"index": cka1["index"].to_numpy(), "layer": cka1["layer"].to_numpy(),
                         "label": cka1["label"].to_numpy(), "cka1": cka1["cka"].to_numpy()})
     out["cka2_mixed"] = cka2_mixed["cka"].to_numpy()
     out["delta_mixed"] = out["cka2_mixed"] - out["cka1"]

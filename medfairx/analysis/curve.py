@@ -123,7 +123,7 @@ def dominant_keep_mask(groups: np.ndarray, dominant: int, fraction: float, seed:
     g = np.asarray(groups)
     dom = np.flatnonzero(g == dominant)
     order = np.random.default_rng([int(seed), 4111]).permutation(dom)
-    keep = g != dominant
+    keep: np.ndarray = g != dominant
     keep[order[: int(round(float(fraction) * dom.size))]] = True
     return keep
 
@@ -212,7 +212,7 @@ def criterion_verdict(
                            "violations": []}
     if len({p[0] for p in pts}) < 2:
         return out
-    best = (0.0, None, None, float("nan"), float("nan"))
+    best: tuple[float, float | None, float | None, float, float] = (0.0, None, None, float("nan"), float("nan"))
     worst_excess = -math.inf
     for i, (s, a, h) in enumerate(pts):
         for s2, a2, h2 in pts[i + 1 :]:
@@ -260,9 +260,9 @@ def plan_curve(catalogue: Any, opts: CurveOptions, host: Any, echo: Echo) -> Cur
     Raises:
         ConfigError: unknown grouping or dominant group, or a segmentation dataset.
     """
-    from medfairx import __version__
+    from medfairx.contracts import RunSpec
     from medfairx.data import load_dataset
-    from medfairx.runner.plan import RunSpec
+    from medfairx.version import __version__
 
     opts.validated()
     if opts.dataset not in catalogue.datasets:
@@ -277,7 +277,9 @@ def plan_curve(catalogue: Any, opts: CurveOptions, host: Any, echo: Echo) -> Cur
     if ds.card.task != "classification":
         raise ConfigError("medfairx curve scores test AUC and needs a classification dataset.")
     train = ds.task_data("train", opts.grouping)
-    counts = np.bincount(train.groups[train.groups >= 0], minlength=train.n_groups)
+    groups = train.groups
+    assert groups is not None, "task_data with a grouping carries group codes"
+    counts = np.bincount(groups[groups >= 0], minlength=train.n_groups)
     names = list(train.group_names)
     if opts.dominant is None:
         dom = int(np.argmax(counts))
@@ -297,9 +299,9 @@ def plan_curve(catalogue: Any, opts: CurveOptions, host: Any, echo: Echo) -> Cur
     sizes: dict[str, int] = {}
     for f in opts.fractions:
         for seed in opts.seeds:
-            keep = dominant_keep_mask(train.groups, dom, f, seed)
+            keep = dominant_keep_mask(groups, dom, f, seed)
             train_ids[(f, seed)] = train.sample_ids[keep]
-            sizes[f"{f:g}"] = int(((train.groups == dom) & keep).sum())
+            sizes[f"{f:g}"] = int(((groups == dom) & keep).sum())
     runs: list[tuple[float, Any]] = []
     for m, spec in specs.items():
         if ds.card.task not in spec.tags.tasks:
@@ -339,14 +341,16 @@ def run_curve(catalogue: Any, opts: CurveOptions, host: Any, echo: Echo, *, verb
         ``{"design", "ran", "reused", "failed", "seconds", "points", "verdicts", "files"}``.
     """
     from medfairx.runner.execute import execute_run
-    from medfairx.runner.store import RunStore, atomic_write_json
+    from medfairx.store import RunStore, atomic_write_json
 
     t0 = time.perf_counter()
     plan = plan_curve(catalogue, opts, host, echo)
     out = Path(opts.out or Path("runs") / f"curve-{opts.dataset}-{opts.grouping}")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / CURVE_JSON, plan.design)
-    ran, reused, failed = [], [], []
+    ran: list[str] = []
+    reused: list[str] = []
+    failed: list[str] = []
     reg = host.registry("methods")
     views: dict[tuple[float, int], SubsetTrainDataset] = {}
     shared: dict[tuple[str, str | None], Any] = {}
@@ -389,8 +393,8 @@ def score_curve(out: Path, design: dict[str, Any], *, n_boot: int = 1000, ci: fl
     """
     from medfairx.metrics.bootstrap import bootstrap
     from medfairx.metrics.catalogue import BY_NAME
-    from medfairx.metrics.store import problem_from_frame
-    from medfairx.runner.store import RunStore
+    from medfairx.metrics.predictions import problem_from_frame
+    from medfairx.store import RunStore
 
     column = f"group:{design['grouping']}"
     rows: list[dict[str, Any]] = []
@@ -432,7 +436,8 @@ def score_curve(out: Path, design: dict[str, Any], *, n_boot: int = 1000, ci: fl
                     "n_test": int(same[0][4][j]),
                 })
     frame = pd.DataFrame(rows, columns=POINT_COLUMNS)
-    return frame.sort_values(["method", "group", "dominant_n", "fraction"], kind="stable").reset_index(drop=True)
+    result: pd.DataFrame = frame.sort_values(["method", "group", "dominant_n", "fraction"], kind="stable").reset_index(drop=True)
+    return result
 
 
 def curve_verdicts(points: pd.DataFrame, *, tolerance: str = "max") -> pd.DataFrame:
@@ -445,8 +450,9 @@ def curve_verdicts(points: pd.DataFrame, *, tolerance: str = "max") -> pd.DataFr
                      "s_prime": v["s_prime"], "h_s": v["h_s"], "h_s_prime": v["h_s_prime"],
                      "worst_excess": v["worst_excess"], "n_violations": len(v["violations"]),
                      "points": len(part)})
-    return pd.DataFrame(rows, columns=["method", "group", "verdict", "V", "s", "s_prime", "h_s", "h_s_prime",
+    result: pd.DataFrame = pd.DataFrame(rows, columns=["method", "group", "verdict", "V", "s", "s_prime", "h_s", "h_s_prime",
                                        "worst_excess", "n_violations", "points"])
+    return result
 
 
 # --- report ----------------------------------------------------------------------------
@@ -485,8 +491,8 @@ def write_curve_report(points: pd.DataFrame, verdicts: pd.DataFrame, design: dic
     """Write ``index.html``, one SVG per method, ``points.csv`` and ``verdicts.csv``."""
     import jinja2
 
-    from medfairx import __version__
     from medfairx.report.render import inline_svg, make_environment, render_page
+    from medfairx.version import __version__
 
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,8 @@ import sys
 
 import click
 
-from medfairx import __version__
 from medfairx.errors import MedfairxError
+from medfairx.version import __version__
 
 
 class _Group(click.Group):
@@ -47,7 +47,16 @@ def _format_warning(message: Warning | str, category: type[Warning], *_: object,
 
 
 def _add_commands() -> None:
-    from medfairx.cli import bench_cmd, cka_cmd, curve_cmd, datasets_cmd, list_cmd, plugins_cmd, report_cmd, validate_cmd
+    from medfairx.cli import (
+        bench_cmd,
+        cka_cmd,
+        curve_cmd,
+        datasets_cmd,
+        list_cmd,
+        plugins_cmd,
+        report_cmd,
+        validate_cmd,
+    )
 
     cli.add_command(plugins_cmd.plugins)
     cli.add_command(list_cmd.list_)
@@ -92,7 +101,7 @@ def main() -> None:
     """Console-script entry point."""
     import warnings
 
-    warnings.formatwarning = _format_warning  # type: ignore[assignment]
+    warnings.formatwarning = _format_warning
     cli(prog_name="medfairx")
 
 

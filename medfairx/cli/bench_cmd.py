@@ -9,38 +9,49 @@ import click
 
 from medfairx.cli.report_cmd import report_filters, split_patterns
 
+#: Options that take several values in a row (``--methods erm groupdro``) as well as repeated.
+MANY_VALUES = ("--methods", "--datasets", "--groupings", "--seeds")
 
-class ManyValues(click.Option):
-    """A repeatable option that also takes several values in a row: ``--methods erm groupdro``."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        kwargs["multiple"] = True
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+class ManyValuesCommand(click.Command):
+    """A command whose :data:`MANY_VALUES` options swallow every following value up to the next
+    option: ``--methods erm groupdro`` is read as ``--methods erm --methods groupdro``."""
 
-    def add_to_parser(self, parser: object, ctx: click.Context) -> None:
-        """Make the parser swallow every following value up to the next option."""
-        super().add_to_parser(parser, ctx)  # type: ignore[arg-type]
-        for name in self.opts:
-            opt = parser._long_opt.get(name) or parser._short_opt.get(name)  # type: ignore[attr-defined]
-            if opt is None:
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Spell the several values out as repeated options, then let click parse them."""
+        out: list[str] = []
+        taking: str | None = None  # the option whose values the following words are
+        for i, arg in enumerate(args):
+            if arg == "--":
+                out.extend(args[i:])
+                break
+            if taking is not None and out[-1] == "":
+                out[-1] = arg  # an option's first value is taken as it is, as click would ("--seeds -1")
                 continue
-            take = opt.process
+            if arg.startswith("-"):
+                name, has_value = arg.split("=", 1)[0], "=" in arg
+                taking = name if name in MANY_VALUES else None
+                out.append(arg)
+                if taking is not None and not has_value:
+                    out.append("")  # placeholder, replaced by the first value below
+                continue
+            if taking is not None:
+                out.extend([taking, arg])
+            else:
+                out.append(arg)
+        if out and out[-1] == "" and taking is not None:
+            out.pop()  # an option given last without a value: click reports it
+        return super().parse_args(ctx, out)
 
-            def process(value: str, state: object, take: object = take) -> None:
-                take(value, state)  # type: ignore[operator]
-                while state.rargs and not state.rargs[0].startswith("-"):  # type: ignore[attr-defined]
-                    take(state.rargs.pop(0), state)  # type: ignore[attr-defined,operator]
 
-            opt.process = process
-
-
-@click.command("bench")
+@click.command("bench", cls=ManyValuesCommand)
 @click.option("--suite", default="default", show_default=True, help="Suite from datasets.yaml.")
-@click.option("--config", type=click.Path(dir_okay=False), default=None, help="datasets.yaml (default: ./datasets.yaml or the embedded catalogue).")
-@click.option("--methods", cls=ManyValues, help="Only these methods (repeat or give several).")
-@click.option("--datasets", cls=ManyValues, help="Only these datasets of the suite.")
-@click.option("--groupings", cls=ManyValues, help="Only these groupings.")
-@click.option("--seeds", cls=ManyValues, type=click.IntRange(min=0), help="Seeds, 0 or more (default: the suite's).")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="datasets.yaml (default: ./datasets.yaml or the embedded catalogue).")
+@click.option("--methods", multiple=True, help="Only these methods (repeat or give several).")
+@click.option("--datasets", multiple=True, help="Only these datasets of the suite.")
+@click.option("--groupings", multiple=True, help="Only these groupings.")
+@click.option("--seeds", multiple=True, type=click.IntRange(min=0), help="Seeds, 0 or more (default: the suite's).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Device (default: the suite's, usually auto).")
 @click.option("--params", type=click.Choice(["default", "test"]), default=None, help="Papers' hyper-parameters or tiny test_params().")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs (at least 1).")
@@ -48,7 +59,8 @@ class ManyValues(click.Option):
 @click.option("--report-dir", type=click.Path(file_okay=False), default=None, help="Leaderboard folder (default: leaderboards/<suite>).")
 @click.option("--no-report", is_flag=True, help="Do not write the leaderboard.")
 @click.option("--executor", default="local", show_default=True, help="Registered executor (see `medfairx list executors`).")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Runs at once (local executor: one process each; default: the suite's).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Runs at once (local executor: one process each; default: the suite's).")
 @click.option("--devices", default="", help="Comma-separated devices for --jobs, e.g. 0,1 or cpu,cpu.")
 @click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE",
               help="Executor option, e.g. partition=gpu, gpus_per_job=1, wait=false (repeatable).")

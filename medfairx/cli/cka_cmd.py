@@ -39,11 +39,11 @@ def cka(models: tuple[str, ...], pairs: tuple[str, ...], delta: bool, dataset: s
         config: str | None, epochs: int | None, backbone: str | None, seed: int, device: str, out: str) -> None:
     """Linear CKA per layer between pairs of trained models on one group's images."""
     from medfairx.analysis.cka import cka_per_layer, cka_svg, delta_cka
-    from medfairx.analysis.state import fit_and_save, load_state
     from medfairx.config import load_catalogue
     from medfairx.data import load_dataset
     from medfairx.errors import ConfigError
     from medfairx.plugins import get_host
+    from medfairx.runner.state import fit_and_save, load_state
 
     host = get_host()
     catalogue = load_catalogue(config)

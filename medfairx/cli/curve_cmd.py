@@ -14,8 +14,10 @@ import click
 @click.option("--grouping", required=True, help="Grouping of the dataset; its largest group is varied.")
 @click.option("--methods", multiple=True, required=True, help="Registered methods (repeat or comma-separate).")
 @click.option("--suite", default=None, help="Suite whose recipe/backbone/device to use (default: the first listing the dataset).")
-@click.option("--config", type=click.Path(dir_okay=False), default=None, help="datasets.yaml (default: ./datasets.yaml or the embedded catalogue).")
-@click.option("--fractions", default="0,0.1,0.25,0.5,0.75,1.0", show_default=True, help="Dominant-group training fractions (nested subsets).")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="datasets.yaml (default: ./datasets.yaml or the embedded catalogue).")
+@click.option("--fractions", default="0,0.1,0.25,0.5,0.75,1.0", show_default=True,
+              help="Dominant-group training fractions (nested subsets).")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Number of seeds (0..N-1).")
 @click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
 @click.option("--backbone", default=None, help="Override the suite's classification backbone (e.g. tiny_cnn).")

@@ -13,7 +13,7 @@ def _table(header: list[str], rows: list[list[Any]], indent: str = "  ") -> list
     """Plain-text table: first column left-aligned, the others right-aligned."""
     cells = [list(map(str, header))] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    return [indent + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+    return [indent + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=False))).rstrip()
             for r in cells]
 
 
@@ -138,7 +138,7 @@ def verify(name: str, config: str | None, data_root: str | None, root: str | Non
         finally:
             if data_root and saved is None:
                 del os.environ["MEDFAIRX_DATA"]
-            elif data_root:
+            elif data_root and saved is not None:
                 os.environ["MEDFAIRX_DATA"] = saved
         cfg = catalogue.dataset(name)
         card = get_host().registry("datasets").get(cfg.adapter).card

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 
 @click.command("embed")
 @click.option("--suite", default=None, help="Embed every classification dataset of this suite with its `encoder:`.")
-@click.option("--config", type=click.Path(dir_okay=False), default=None, help="datasets.yaml (default: ./datasets.yaml or the embedded catalogue).")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="datasets.yaml (default: ./datasets.yaml or the embedded catalogue).")
 @click.option("--dataset", "datasets", multiple=True, help="Dataset(s) to embed (with --backbone, or narrowing --suite).")
 @click.option("--backbone", default=None, help="Encoder, e.g. efficientnet_lite0, timm:resnet18 (default: the suite's).")
 @click.option("--pretrained/--random-init", default=None, help="Pretrained weights (default: the suite's, else pretrained).")
@@ -22,8 +25,9 @@ def embed(suite: str | None, config: str | None, datasets: tuple[str, ...], back
 
     from medfairx.config import load_catalogue
     from medfairx.data import load_dataset
-    from medfairx.data.embeddings import EncoderChoice, embed_dataset
+    from medfairx.data.embeddings import EncoderChoice
     from medfairx.errors import ConfigError
+    from medfairx.methods.embedding import embed_dataset
     from medfairx.runner.progress import make_display
 
     catalogue = load_catalogue(config)
@@ -32,7 +36,7 @@ def embed(suite: str | None, config: str | None, datasets: tuple[str, ...], back
     if not names:
         raise ConfigError("medfairx embed: give --suite S, or --dataset D (with --backbone B).")
     choice = EncoderChoice.from_config(suite_cfg.encoder if suite_cfg else None)
-    changes = {k: v for k, v in {"backbone": backbone, "pretrained": pretrained, "weights": weights,
+    changes: dict[str, Any] = {k: v for k, v in {"backbone": backbone, "pretrained": pretrained, "weights": weights,
                                   "batch_size": batch_size}.items() if v is not None}
     choice = dataclasses.replace(choice, **changes)
     with make_display() as display:  # a live images bar in a terminal, plain lines otherwise

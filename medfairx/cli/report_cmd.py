@@ -30,7 +30,8 @@ def report_filters(f: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.command("report")
 @click.argument("runs_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Output folder (default: leaderboards/<suite>).")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default: leaderboards/<suite>).")
 @click.option("--n-boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for CIs.")
 @click.option("--include", "include", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
               help="A bundle written by `medfairx export` (repeatable): its rows are checked against the board "

@@ -12,7 +12,7 @@ import click
 @click.option("--deep", is_flag=True, help="Also read every dataset's files: rows, missing images, group sizes.")
 def validate(path: str | None, deep: bool) -> None:
     """Check a datasets.yaml against the schema (and, with --deep, the data)."""
-    from medfairx.config import validate_catalogue
+    from medfairx.data.dataset import validate_catalogue
 
     problems = validate_catalogue(path, deep=deep)
     if problems:

@@ -79,7 +79,8 @@ def _read_memo(memo: Path | None) -> dict[str, list[Any]]:
         return {}
     if not isinstance(data, dict) or data.get("format") != FINGERPRINT_FORMAT or not isinstance(data.get("files"), dict):
         return {}
-    return data["files"]
+    result: dict[str, list[Any]] = data["files"]
+    return result
 
 
 def file_fingerprints(paths: Iterable[Path], *, memo: str | Path | None = None, workers: int = 4) -> list[tuple[str, str]]:
@@ -99,23 +100,23 @@ def file_fingerprints(paths: Iterable[Path], *, memo: str | Path | None = None, 
     sigs = [_stat_signature(os.stat(p)) for p in paths]
     digests: list[str | None] = [
         str(known[k][4]) if isinstance(known.get(k), list) and len(known[k]) == 5 and known[k][:4] == sig else None
-        for k, sig in zip(keys, sigs)
+        for k, sig in zip(keys, sigs, strict=False)
     ]
     todo = [i for i, d in enumerate(digests) if d is None]
     if todo:
         n = max(1, min(workers, len(todo)))
         shares = [todo[k::n] for k in range(n)]  # one list per thread: no per-file task overhead
         with ThreadPoolExecutor(max_workers=n) as pool:  # hashlib releases the GIL
-            for share, found in zip(shares, pool.map(lambda idx: [file_digest(paths[i]) for i in idx], shares)):
-                for i, digest in zip(share, found):
+            for share, found in zip(shares, pool.map(lambda idx: [file_digest(paths[i]) for i in idx], shares), strict=False):
+                for i, digest in zip(share, found, strict=False):
                     digests[i] = digest
     if memo is not None and (todo or len(known) != len(keys)):
-        files = {k: [*sig, d] for k, sig, d in zip(keys, sigs, digests)}
+        files = {k: [*sig, d] for k, sig, d in zip(keys, sigs, digests, strict=False)}
         try:
             atomic_write_json(memo, {"format": FINGERPRINT_FORMAT, "files": files}, indent=None)
         except OSError:  # e.g. a read-only cache folder: the digests are right, only not remembered
             pass
-    return [(p.name, str(d)) for p, d in zip(paths, digests)]
+    return [(p.name, str(d)) for p, d in zip(paths, digests, strict=False)]
 
 
 def fingerprint_memo(cache_dir: str | Path, dataset: str, what: str) -> Path:
@@ -138,6 +139,15 @@ def cache_key(**parts: Any) -> str:
     """A 16-hex-digit key: sha256 of the canonical JSON of ``parts`` plus the format version."""
     payload = json.dumps({"format": CACHE_FORMAT_VERSION, **parts}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def header_problem(f: h5py.File, key: str) -> str | None:
+    """Why an open cache file's header makes it unusable: not marked complete, or another key."""
+    if int(f.attrs.get("complete", 0)) != 1:
+        return "incomplete (no complete flag)"
+    if f.attrs.get("key") != key:
+        return f"stale (key {f.attrs.get('key')!r}, expected {key!r})"
+    return None
 
 
 @dataclass
@@ -176,10 +186,9 @@ class H5ImageCache:
         n = len(self.sample_ids)
         try:
             with h5py.File(self.path, "r") as f:
-                if int(f.attrs.get("complete", 0)) != 1:
-                    return "incomplete (no complete flag)"
-                if f.attrs.get("key") != self.key:
-                    return f"stale (key {f.attrs.get('key')!r}, expected {self.key!r})"
+                header = header_problem(f, self.key)
+                if header is not None:
+                    return header
                 if f["images"].shape != (n, *self.image_shape) or f["images"].dtype != np.uint8:
                     return f"of the wrong shape {f['images'].shape} (expected {(n, *self.image_shape)})"
                 if self.mask_shape is not None and ("masks" not in f or f["masks"].shape != (n, *self.mask_shape)):
@@ -235,7 +244,7 @@ class H5ImageCache:
                         items = list(pool.map(self.build_item, range(start, stop)))
                         images[start:stop] = np.stack([im for im, _ in items])
                         if masks is not None:
-                            masks[start:stop] = np.stack([m for _, m in items])
+                            masks[start:stop] = np.stack([m for _, m in items if m is not None])  # masks exist when built
                 f.attrs["key"] = self.key
                 f.attrs["format"] = CACHE_FORMAT_VERSION
                 f.attrs["complete"] = 1
@@ -293,4 +302,5 @@ def _take(ds: h5py.Dataset, rows: np.ndarray | None) -> np.ndarray:
     ds.read_direct(slab, np.s_[lo:hi])
     if hi - lo == rows.size and (rows == np.arange(lo, hi)).all():
         return slab
-    return slab[rows - lo]
+    result: np.ndarray = slab[rows - lo]
+    return result

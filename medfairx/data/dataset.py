@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from medfairx.config import Catalogue, DatasetConfig, load_catalogue
+from medfairx.contracts import TaskData
 from medfairx.data.cache import cache_write_error
 from medfairx.data.groupings import build_groupings, too_few_groups
 from medfairx.data.splits import SplitManifest, make_splits
 from medfairx.errors import ConfigError, DataError, UnknownNameError
-from medfairx.methods.base import TaskData
+from medfairx.fileio import portable_paths
+from medfairx.plugins import get_host
 from medfairx.specs import DatasetCard, GroupingSpec
-
-if TYPE_CHECKING:
-    from medfairx.config import Catalogue, DatasetConfig
 
 
 class ImageSource(Protocol):
@@ -101,11 +104,9 @@ class FairDataset:
         """A grouping of this dataset, or a registered generic one whose columns it has."""
         if name in self.groupings:
             return self.groupings[name]
-        from medfairx.plugins import get_host
-
         generic = get_host().registry("groupings")
         if name in generic:
-            spec = generic.get(name)
+            spec: GroupingSpec = generic.get(name)
             if spec.dataset in (None, self.name) and all(c in self.metadata.columns for c in spec.columns):
                 return spec
         raise UnknownNameError(
@@ -128,11 +129,13 @@ class FairDataset:
 
     def rows(self, split: str) -> np.ndarray:
         """Positions in :attr:`metadata` of the samples of ``split``."""
-        return self._positions.loc[self.splits.ids(split)].to_numpy()
+        result: np.ndarray = self._positions.loc[self.splits.ids(split)].to_numpy()
+        return result
 
     def split_metadata(self, split: str) -> pd.DataFrame:
         """Metadata rows of ``split``, in split order."""
-        return self.metadata.iloc[self.rows(split)]
+        result: pd.DataFrame = self.metadata.iloc[self.rows(split)]
+        return result
 
     def group_labels(self, split: str, groupings: list[str] | None = None) -> pd.DataFrame:
         """One string column per grouping (default: all of :attr:`groupings`); ``None`` outside groups."""
@@ -141,7 +144,8 @@ class FairDataset:
         for g in groupings if groupings is not None else list(self.groupings):
             values = self.assign(g).loc[ids].astype(object)
             cols[g] = pd.Series([None if pd.isna(v) else str(v) for v in values], index=ids, dtype=object)
-        return pd.DataFrame(cols, index=pd.Index(ids, name="sample_id"))
+        result: pd.DataFrame = pd.DataFrame(cols, index=pd.Index(ids, name="sample_id"))
+        return result
 
     # -- pixels ------------------------------------------------------------------------
 
@@ -167,7 +171,8 @@ class FairDataset:
             labels = masks.astype(np.int64)
         else:
             labels = self.metadata["label"].to_numpy(dtype=np.int64)[rows]
-        groups, names = None, ()
+        groups = None
+        names: tuple[str, ...] = ()
         if grouping is not None:
             cat = self.assign(grouping).array
             groups = np.asarray(cat.codes, dtype=np.int64)[rows]
@@ -277,7 +282,7 @@ def assemble(
         )
         if held is not None:
             splits = SplitManifest({**splits.splits, "holdout": held},
-                                   {**splits.params, "holdout": cfg.holdout.model_dump()})  # type: ignore[union-attr]
+                                   {**splits.params, "holdout": cfg.holdout.model_dump()})  # type: ignore[union-attr]  # held exists only with cfg.holdout
         if manifest_dir is not None:
             path = Path(manifest_dir) / f"{cfg.name}-{revision}-split-{splits.hash[:12]}.json"
             if not path.exists():
@@ -324,9 +329,23 @@ def _holdout(cfg: DatasetConfig, metadata: pd.DataFrame) -> tuple[pd.DataFrame, 
 
 
 def _catalogue(catalogue: Catalogue | str | Path | None) -> Catalogue:
-    from medfairx.config import Catalogue, load_catalogue
-
     return catalogue if isinstance(catalogue, Catalogue) else load_catalogue(catalogue)
+
+
+def data_card(dataset: FairDataset, load_warnings: Sequence[str] = ()) -> dict[str, Any]:
+    """What a data card page shows of a loaded dataset, JSON-ready, with portable paths.
+
+    Returns:
+        ``{"card": the adapter's card as a dict plus name, adapter and description from the
+        catalogue, "description": dataset.describe() plus the distinct ``warnings`` raised
+        while loading}``.
+    """
+    info = dataset.describe()
+    info["warnings"] = list(dict.fromkeys(map(str, load_warnings)))
+    card = dataclasses.asdict(dataset.card)
+    card.update(name=dataset.name, adapter=dataset.config.adapter, description=dataset.config.description)
+    result: dict[str, Any] = json.loads(portable_paths(json.dumps({"card": card, "description": info}, default=str)))
+    return result
 
 
 def load_dataset(catalogue: Catalogue | str | Path | None, name: str, *, cache_dir: str | Path | None = None) -> FairDataset:
@@ -337,8 +356,6 @@ def load_dataset(catalogue: Catalogue | str | Path | None, name: str, *, cache_d
         name: the dataset's key in the catalogue.
         cache_dir: where HDF5 caches and split manifests go (default: the catalogue's).
     """
-    from medfairx.plugins import get_host
-
     cat = _catalogue(catalogue)
     cfg = cat.dataset(name)
     spec = get_host().registry("datasets").get(cfg.adapter)
@@ -365,3 +382,39 @@ def describe_dataset(catalogue: Catalogue | str | Path | None, name: str, *, cac
         info = dataset.describe()
     info["warnings"] = list(dict.fromkeys(str(w.message) for w in caught))
     return info
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def validate_catalogue(path: str | Path | None = None, *, deep: bool = False) -> list[str]:
+    """Problems of a catalogue as human-readable lines (empty list: valid).
+
+    Args:
+        path: the yaml file (``None``: the default catalogue).
+        deep: also load each dataset's metadata and check adapters, grouping columns,
+            group sizes and split disjointness (no images are decoded).
+    """
+    try:
+        cat = load_catalogue(path)
+    except ConfigError as exc:
+        return str(exc).splitlines()
+    problems: list[str] = []
+    adapters = get_host().registry("datasets")
+    for name, cfg in cat.datasets.items():
+        if cfg.adapter not in adapters:
+            close = difflib.get_close_matches(cfg.adapter, adapters.names(), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            problems.append(
+                f"{cat.source_of(name)}: datasets.{name}.adapter: unknown adapter {cfg.adapter!r}.{hint} "
+                f"Registered adapters: {', '.join(adapters.names()) or '(none)'}."
+            )
+    if deep and not problems:
+        for name in cat.datasets:
+            try:
+                info = describe_dataset(cat, name)
+            except Exception as exc:  # noqa: BLE001 - report every dataset's problem, not the first
+                problems.append(f"datasets.{name}: {type(exc).__name__}: {exc}")
+                continue
+            problems.extend(f"datasets.{name}: {w}" for w in info["problems"])
+    return problems

@@ -110,7 +110,8 @@ class CategoricalRule(Rule):
         else:
             labels = [v if v is not None and v.lower() not in EXCLUDED_VALUES else None for v in values]
             cats = sorted({v for v in labels if v is not None})
-        return pd.Series(pd.Categorical(labels, categories=cats), index=metadata.index, name=self.name)
+        result: pd.Series = pd.Series(pd.Categorical(labels, categories=cats), index=metadata.index, name=self.name)
+        return result
 
     def _warn_unmapped(self, values: list[str | None], table: dict[str, str | None]) -> None:
         unmapped = Counter(v for v in values if v is not None and v not in table and v.lower() not in EXCLUDED_VALUES)
@@ -137,7 +138,7 @@ class BinsRule(Rule):
         if self.labels is not None:
             return self.labels
         cuts = [value_str(b) for b in self.bins]
-        middle = [f"({a}, {b}]" for a, b in zip(cuts, cuts[1:])]
+        middle = [f"({a}, {b}]" for a, b in zip(cuts, cuts[1:], strict=False)]
         return (f"<={cuts[0]}", *middle, f">{cuts[-1]}")
 
     def raw(self, metadata: pd.DataFrame) -> pd.Series:
@@ -152,7 +153,8 @@ class BinsRule(Rule):
             )
         edges = [-np.inf, *self.bins, np.inf]
         cut = pd.cut(numeric.astype(float), bins=edges, right=True, labels=list(self.bin_labels()))
-        return pd.Series(cut, index=metadata.index, name=self.name)
+        result: pd.Series = pd.Series(cut, index=metadata.index, name=self.name)
+        return result
 
 
 @dataclass(frozen=True)
@@ -165,11 +167,12 @@ class IntersectionRule(Rule):
         series = [p.raw(metadata) for p in self.parts]
         frame = pd.concat([s.astype(object) for s in series], axis=1)
         complete = frame.notna().all(axis=1)
-        labels = ["|".join(map(str, row)) if ok else None for row, ok in zip(frame.itertuples(index=False), complete)]
+        labels = ["|".join(map(str, row)) if ok else None for row, ok in zip(frame.itertuples(index=False), complete, strict=False)]
         observed = set(labels)
         cats = ["|".join(c) for c in itertools.product(*(s.cat.categories.astype(str) for s in series))]
         cats = [c for c in cats if c in observed]
-        return pd.Series(pd.Categorical(labels, categories=cats), index=metadata.index, name=self.name)
+        result: pd.Series = pd.Series(pd.Categorical(labels, categories=cats), index=metadata.index, name=self.name)
+        return result
 
 
 def apply_min_size(groups: pd.Series, min_size: int, where: str = "grouping") -> pd.Series:
@@ -189,7 +192,8 @@ def apply_min_size(groups: pd.Series, min_size: int, where: str = "grouping") ->
     return out
 
 
-def build_rule(name: str, cfg: GroupingConfig, siblings: dict[str, GroupingConfig], *, min_group_size: int = 1, dataset: str | None = None) -> Rule:
+def build_rule(name: str, cfg: GroupingConfig, siblings: dict[str, GroupingConfig], *, min_group_size: int = 1,
+               dataset: str | None = None) -> Rule:
     """The rule object for one catalogue grouping (``siblings`` resolves intersections)."""
     if cfg.intersection is not None:
         parts = tuple(build_rule(p, siblings[p], siblings, dataset=dataset) for p in cfg.intersection)
@@ -206,7 +210,7 @@ def rule_columns(rule: Rule) -> tuple[str, ...]:
     """Metadata columns a rule reads."""
     if isinstance(rule, IntersectionRule):
         return tuple(dict.fromkeys(c for p in rule.parts for c in rule_columns(p)))
-    return (rule.column,)  # type: ignore[attr-defined]
+    return (rule.column,)  # type: ignore[attr-defined]  # every rule but an intersection reads one column
 
 
 def build_groupings(cfg: DatasetConfig) -> dict[str, GroupingSpec]:

@@ -17,7 +17,8 @@ def load_rgb(path: str | Path, size: tuple[int, int]) -> np.ndarray:
         im = im.convert("RGB")
         if im.size != (size[1], size[0]):
             im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()
+        result: np.ndarray = np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()
+        return result
 
 
 def load_mask(path: str | Path, size: tuple[int, int], threshold: int = 127) -> np.ndarray:

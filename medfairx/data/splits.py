@@ -103,7 +103,8 @@ def _allocate(n: int, ratios: list[float]) -> list[int]:
     order = np.argsort(-(raw - counts), kind="stable")
     for i in order[: n - counts.sum()]:
         counts[i] += 1
-    return counts.tolist()
+    result: list[int] = counts.tolist()
+    return result
 
 
 def make_splits(
@@ -135,7 +136,7 @@ def make_splits(
         ids = np.array(sorted(map(str, members)))
         ids = ids[rng.permutation(len(ids))]
         start = 0
-        for split, count in zip(names, _allocate(len(ids), [ratios[s] for s in names])):
+        for split, count in zip(names, _allocate(len(ids), [ratios[s] for s in names]), strict=False):
             assignment.update(dict.fromkeys(ids[start : start + count].tolist(), split))
             start += count
     split_of = patients.map(assignment)

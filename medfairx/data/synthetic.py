@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from medfairx.data.cache import cache_key
+from medfairx.data.cards import CARDS
 from medfairx.data.dataset import ArraySource, FairDataset, assemble
 from medfairx.errors import ConfigError
 
@@ -104,35 +105,37 @@ def _patients(opts: SyntheticOptions, rng: np.random.Generator) -> pd.DataFrame:
             "hard": hard,
         }
     )
-    rows = per.loc[np.repeat(np.arange(n_patients), counts)].reset_index(drop=True)
+    rows: pd.DataFrame = per.loc[np.repeat(np.arange(n_patients), counts)].reset_index(drop=True)
     rows.index = pd.Index([f"syn{i:05d}" for i in range(n)], name="sample_id")
     return rows
 
 
-def _grid(size: tuple[int, ...]) -> list[np.ndarray]:
+def _grid(size: tuple[int, ...]) -> tuple[np.ndarray, ...]:
     return np.meshgrid(*[np.arange(s, dtype=np.float32) for s in size], indexing="ij")
 
 
-def _blob(grid: list[np.ndarray], center: np.ndarray, sigma: float) -> np.ndarray:
-    d2 = sum((g - c) ** 2 for g, c in zip(grid, center))
-    return np.exp(-d2 / (2 * sigma**2))
+def _blob(grid: tuple[np.ndarray, ...], center: np.ndarray, sigma: float) -> np.ndarray:
+    d2 = sum((g - c) ** 2 for g, c in zip(grid, center, strict=False))
+    result: np.ndarray = np.exp(-d2 / (2 * sigma**2))
+    return result
 
 
-def _ellipse(grid: list[np.ndarray], center: np.ndarray, radii: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _ellipse(grid: tuple[np.ndarray, ...], center: np.ndarray, radii: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Boolean ellipse (2D: rotated) or axis-aligned ellipsoid (3D)."""
-    rel = [g - c for g, c in zip(grid, center)]
+    rel = [g - c for g, c in zip(grid, center, strict=False)]
     if len(grid) == 2:
         t = rng.uniform(0, np.pi)
         rel = [rel[0] * np.cos(t) + rel[1] * np.sin(t), -rel[0] * np.sin(t) + rel[1] * np.cos(t)]
-    return sum((r / a) ** 2 for r, a in zip(rel, radii)) <= 1.0
+    result: np.ndarray = sum((r / a) ** 2 for r, a in zip(rel, radii, strict=False)) <= 1.0
+    return result
 
 
-def _texture(grid: list[np.ndarray], size: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+def _texture(grid: tuple[np.ndarray, ...], size: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Smooth background: a few random low-frequency cosines."""
     out = np.zeros(size, np.float32)
     for _ in range(3):
         freq = rng.uniform(0.5, 2.0, len(size)) * 2 * np.pi / np.asarray(size)
-        out += 0.04 * np.cos(sum(f * g for f, g in zip(freq, grid)) + rng.uniform(0, 2 * np.pi))
+        out += 0.04 * np.cos(sum(f * g for f, g in zip(freq, grid, strict=False)) + rng.uniform(0, 2 * np.pi))
     return out
 
 
@@ -164,7 +167,7 @@ def generate(opts: SyntheticOptions, task: str, size: tuple[int, ...]) -> tuple[
                 radii = scale * rng.uniform(0.1, 0.25, len(size))
                 fg |= _ellipse(grid, rng.uniform(margin, np.asarray(size) - margin), radii, rng)
             img += 0.3 * strength[i] * fg
-            masks[i] = fg  # type: ignore[index]
+            masks[i] = fg  # type: ignore[index]  # masks exist for segmentation, the only task drawing fg
         if minority[i]:
             img = BASE + opts.minority_contrast * (img - BASE) + opts.minority_shift
         sigma = opts.noise * (2.0 if hard[i] and task == "segmentation" else 1.0)
@@ -176,8 +179,6 @@ def generate(opts: SyntheticOptions, task: str, size: tuple[int, ...]) -> tuple[
 
 def load(cfg: DatasetConfig, *, cache_dir: Path | None = None) -> FairDataset:
     """Adapter entry point: generate the dataset described by a catalogue entry (no files)."""
-    from medfairx.default_plugins.datasets import SYNTHETIC_CARD
-
     where = f"datasets.{cfg.name}.options"
     opts = SyntheticOptions.from_config(cfg.options, where)
     task = cfg.task or "classification"
@@ -192,7 +193,7 @@ def load(cfg: DatasetConfig, *, cache_dir: Path | None = None) -> FairDataset:
     meta, images, masks = generate(opts, task, size)
     revision = cache_key(adapter="synthetic", generator=GENERATOR_VERSION, task=task, size=size, options=dataclasses.asdict(opts))
     card = dataclasses.replace(
-        SYNTHETIC_CARD,
+        CARDS["synthetic"],
         task=task,
         num_classes=2,
         spatial_dims=opts.spatial_dims,

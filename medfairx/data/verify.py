@@ -86,7 +86,7 @@ def _expected(root: Path, folder: PublishedFolder) -> tuple[dict[str, str] | Non
         return None, ""
     source, _, column = folder.names.rpartition(":")
     if source == "package":
-        text = resources.files("medfairx.data").joinpath("published", column).read_text(encoding="utf-8")
+        text = resources.files("medfairx.data").joinpath("published").joinpath(column).read_text(encoding="utf-8")
         return {n.strip() + folder.name_suffix: "" for n in text.splitlines() if n.strip()}, f"list {column}"
     path = root / source
     if not path.is_file():
@@ -107,7 +107,7 @@ def _local_files(base: Path, pattern: str) -> set[str]:
 def _keyed(local: set[str], expected: dict[str, str] | None) -> dict[str, str]:
     """Local files keyed like ``expected`` (name → relative path): a manifest may name files
     without their subfolder."""
-    flat = bool(expected) and not any("/" in n for n in expected) and any("/" in n for n in local)
+    flat = bool(expected) and not any("/" in n for n in expected or ()) and any("/" in n for n in local)
     return {(n.rsplit("/", 1)[-1] if flat else n): n for n in local}
 
 
@@ -200,7 +200,7 @@ def read_record(cache_dir: str | Path, dataset: str, root: str | Path | None) ->
     """The kept outcome for ``dataset`` if it was made for the folder ``root``; else ``None``."""
     path = record_path(cache_dir, dataset)
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if root is None or record.get("root") != str(Path(root).resolve()):

@@ -6,12 +6,12 @@ Targets are lazy strings, so registering them never imports torch or monai.
 from __future__ import annotations
 
 from medfairx.hookspecs import hookimpl
-from medfairx.specs import BackboneSpec, Register
+from medfairx.specs import BackboneSpec, Register, Task
 
 _MOD = "medfairx.methods.backbones"
 _ENC = "medfairx.methods.encoders"
-_CLS = ("classification",)
-_SEG = ("segmentation",)
+_CLS: tuple[Task, ...] = ("classification",)
+_SEG: tuple[Task, ...] = ("segmentation",)
 _DIMS = (2, 3)
 
 BUILTIN_SPECS: tuple[BackboneSpec, ...] = (

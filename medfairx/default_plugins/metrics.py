@@ -31,7 +31,7 @@ def spec_of(d: MetricDef) -> MetricSpec:
     return MetricSpec(
         name=d.name,
         target=TARGET.format(name=d.name),
-        task=d.task,  # type: ignore[arg-type]
+        task=d.task,  # type: ignore[arg-type]  # MetricDef.task is a plain str holding a Task value
         kind=d.kind,
         higher_is_better=d.higher_is_better,
         needs=d.needs,

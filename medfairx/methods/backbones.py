@@ -12,6 +12,8 @@ and returns a freshly initialised :class:`torch.nn.Module`:
 The monai networks are randomly initialised: no pretrained weights can be downloaded.
 Classification factories accept ``weights="path/to/state_dict.pt"`` to load a local
 checkpoint into the whole network (or, failing key matches, into the encoder).
+
+Shared by core (training loop, runner, reports) and the plugins medfairx-fairdi, medfairx-qpnet and medfairx-spare.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class ClassifierNet(nn.Module):
         feature_dim: size of the encoder output.
     """
 
+    #: set by the pretrained-encoder factories (:mod:`medfairx.methods.encoders`): name, weights, preprocessing
+    encoder_info: dict[str, Any]
+
     def __init__(self, encoder: nn.Module, head: nn.Linear, feature_dim: int) -> None:
         super().__init__()
         self.encoder = encoder
@@ -45,7 +50,8 @@ class ClassifierNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, num_classes)``."""
-        return self.head(self.encoder(x))
+        logits: torch.Tensor = self.head(self.encoder(x))
+        return logits
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits, z)``: logits and the pooled features they were computed from."""
@@ -169,9 +175,10 @@ class TinyUNet(nn.Module):
         b = self.bottleneck(e2)
         d2 = self.dec2(torch.cat([self.up2(b), e2], dim=1))
         d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
-        logits = self.out(d1)
+        logits: torch.Tensor = self.out(d1)
         if any(pad):
-            logits = logits[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
+            crop = (slice(None), slice(None), *(slice(0, s) for s in spatial))
+            logits = logits[crop]
         return logits
 
 
@@ -223,7 +230,7 @@ def densenet121(
 ) -> ClassifierNet:
     """monai DenseNet-121 (random init), 1024-d features; 2D and 3D."""
     _check_common(in_channels, num_classes, spatial_dims)
-    from monai.networks.nets import DenseNet121
+    from monai.networks.nets.densenet import DenseNet121
 
     if kw.pop("pretrained", False):
         raise ConfigError(
@@ -231,15 +238,16 @@ def densenet121(
             "checkpoint with backbone_kwargs.weights='path.pt' (random init otherwise)."
         )
     net = DenseNet121(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=num_classes, **kw)
-    feature_dim = net.class_layers.out.in_features
-    net.class_layers.out = nn.Identity()
+    class_layers: Any = net.class_layers  # monai's nn.Sequential of pooling and the final Linear
+    feature_dim = int(class_layers.out.in_features)
+    class_layers.out = nn.Identity()
     return _maybe_load(ClassifierNet(net, nn.Linear(feature_dim, num_classes), feature_dim), weights)
 
 
 def unet(*, in_channels: int, num_classes: int, spatial_dims: int = 2, **kw: Any) -> nn.Module:
     """monai ``UNet`` (defaults: channels 16-256, strides 2, 2 residual units)."""
     _check_common(in_channels, num_classes, spatial_dims)
-    from monai.networks.nets import UNet
+    from monai.networks.nets.unet import UNet
 
     kw.setdefault("channels", (16, 32, 64, 128, 256))
     kw.setdefault("strides", (2, 2, 2, 2))
@@ -250,7 +258,7 @@ def unet(*, in_channels: int, num_classes: int, spatial_dims: int = 2, **kw: Any
 def basic_unet(*, in_channels: int, num_classes: int, spatial_dims: int = 2, **kw: Any) -> nn.Module:
     """monai ``BasicUNet`` (default features ``(32, 32, 64, 128, 256, 32)``)."""
     _check_common(in_channels, num_classes, spatial_dims)
-    from monai.networks.nets import BasicUNet
+    from monai.networks.nets.basic_unet import BasicUNet
 
     return BasicUNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=num_classes, **kw)
 
@@ -290,7 +298,8 @@ def find_backbone_spec(name: str) -> BackboneSpec:
         return spec
     from medfairx.plugins import get_host
 
-    return get_host().registry("backbones").get(name)
+    found: BackboneSpec = get_host().registry("backbones").get(name)
+    return found
 
 
 def _names_for(task: str) -> list[str]:
@@ -340,6 +349,7 @@ def build_backbone(
     if model is not None:
         kw = {**kw, "model": model}
     try:
-        return factory(in_channels=in_channels, num_classes=num_classes, spatial_dims=spatial_dims, **kw)
+        net: nn.Module = factory(in_channels=in_channels, num_classes=num_classes, spatial_dims=spatial_dims, **kw)
+        return net
     except TypeError as exc:
         raise ConfigError(f"Backbone {name!r} rejected backbone_kwargs {sorted(kw)}: {exc}") from None

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from medfairx.errors import NOT_FITTED, NotFittedError, TrainingError
+from medfairx.contracts import TaskData, TrainRecipe
+from medfairx.errors import NOT_FITTED, ConfigError, NotFittedError, TrainingError
 from medfairx.specs import MethodTags, Task
 
 NON_FINITE_SCORES = (
@@ -27,94 +29,24 @@ NON_FINITE_SCORES = (
     "the run is recorded as failed and not scored. Check its training log (a diverged loss?) and its predict_scores."
 )
 
-
-@dataclass(frozen=True)
-class TaskData:
-    """One split as a method sees it.
-
-    Attributes:
-        images: ``(N, C, *spatial)`` array, ``uint8`` (scaled to [0, 1] then normalised
-            by the trainer) or ``float32`` (used as is).
-        labels: classification: ``(N,)`` int class indices; segmentation: ``(N, *spatial)``
-            int label maps (0 = background). ``None`` when masked.
-        groups: ``(N,)`` int group codes in ``[0, n_groups)``, or ``None`` when the method
-            may not see them.
-        sample_ids: ``(N,)`` sample identifiers (strings).
-        n_groups: number of groups of the run's grouping.
-        group_names: name of each group code.
-        prompts: ``None``, or a :class:`medfairx.prompts.PromptSet` (one tuple of prompts
-            per sample) derived from the ground truth by the framework for methods with
-            ``needs_prompts`` (promptable segmenters); it carries boxes and points only.
-    """
-
-    images: np.ndarray
-    labels: np.ndarray | None
-    groups: np.ndarray | None
-    sample_ids: np.ndarray
-    n_groups: int = 1
-    group_names: tuple[str, ...] = ()
-    prompts: Any = None
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def without_labels(self) -> TaskData:
-        """A copy with labels masked (what ``predict_scores`` receives)."""
-        return replace(self, labels=None)
-
-    def without_groups(self) -> TaskData:
-        """A copy with group codes hidden."""
-        return replace(self, groups=None)
-
-    def subset(self, index: np.ndarray) -> TaskData:
-        """Rows ``index`` (integer positions or boolean mask)."""
-        return replace(
-            self,
-            images=self.images[index],
-            labels=None if self.labels is None else self.labels[index],
-            groups=None if self.groups is None else self.groups[index],
-            sample_ids=self.sample_ids[index],
-            prompts=None if self.prompts is None else self.prompts.subset(index),
-        )
-
-
-@dataclass(frozen=True)
-class TrainRecipe:
-    """Training hyper-parameters owned by the framework (a method may override them).
-
-    ``criterion`` is what early stopping and checkpoint choice maximise on validation:
-    ``"auc"`` / ``"dice"`` (overall), ``"worst_group_auc"`` / ``"worst_group_dice"``, or
-    ``"neg_loss"``.
-    """
-
-    epochs: int = 15
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    scheduler: str = "step"  # "step" (×gamma every step_size epochs), "poly", "none"
-    step_size: int = 10
-    gamma: float = 0.1
-    patience: int = 5
-    criterion: str = "auc"
-    max_steps_per_epoch: int | None = None
-    augment: bool = True
-    num_workers: int = 0
-
-    def updated(self, **changes: Any) -> TrainRecipe:
-        """A copy with ``changes`` applied (unknown keys raise TypeError)."""
-        return replace(self, **changes)
+#: ``predict(data) -> scores``: the trainer's current model on a split (labels unused).
+Predictor = Callable[[TaskData], np.ndarray]
+#: ``observe_epoch(stage, epoch, predict)``: see :attr:`RunContext.observe_epoch`.
+EpochObserver = Callable[[str, int, Predictor], None]
 
 
 @dataclass
 class RunContext:
     """Everything about a run that is not data: task, device, seed, backbone, recipe.
 
-    ``history`` receives one dict per epoch from the trainer (validation metrics, and the
-    per-epoch predictions the runner needs for after-the-fact model selection);
-    ``on_epoch``, when set, receives the same record without predictions (the runner
-    forwards it to the ``epoch_finished`` observer hook).
+    ``history`` receives one dict of metrics per epoch from the trainer; ``on_epoch``, when
+    set, receives the same record (the runner forwards it to the ``epoch_finished`` hook).
+
+    ``observe_epoch``, when set, is called by the trainer at the end of every epoch of a
+    deployed stage as ``observe_epoch(stage, epoch, predict)``, where ``predict(data)``
+    returns the current model's scores for a :class:`TaskData`. The runner sets it to record
+    per-epoch val and test scores for after-the-fact model selection; the test data stays
+    inside the runner's observer, so ``fit`` never receives it.
     """
 
     task: Task
@@ -132,7 +64,7 @@ class RunContext:
     workdir: Path | None = None
     log: Callable[[str], None] = print
     history: list[dict[str, Any]] = field(default_factory=list)
-    eval_sets: dict[str, TaskData] = field(default_factory=dict)
+    observe_epoch: EpochObserver | None = None
     progress: Callable[[str, int, int], None] | None = None
     on_epoch: Callable[[dict[str, Any]], None] | None = None
 
@@ -159,9 +91,10 @@ class Method:
     tags: ClassVar[MethodTags] = MethodTags()
     #: hyper-parameter distributions ``medfairx bench --trials`` searches (see :class:`MethodSpec`)
     search_space: ClassVar[dict[str, Any]] = {}
-    #: False when the per-epoch predictions a method records are not the weights it would
-    #: deploy at that epoch (e.g. SWAD averages weights); after-the-fact model selection
-    #: then uses only the method's own final checkpoint.
+    #: False when the epochs the trainer trains are not the weights the method would deploy
+    #: at that epoch (e.g. SWAD averages weights, an ensemble of per-group models has no
+    #: single epoch); the runner then observes no epochs and after-the-fact model selection
+    #: uses only the method's own final checkpoint.
     epochs_are_checkpoints: ClassVar[bool] = True
 
     fitted_: bool = False
@@ -175,13 +108,44 @@ class Method:
             cls.search_space = dict(spec.search_space)
 
     @classmethod
-    def _param_names(cls) -> list[str]:
+    def param_names(cls) -> list[str]:
+        """Names of the hyper-parameters: the keyword arguments of ``__init__``."""
         params = inspect.signature(cls.__init__).parameters.values()
         return [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
 
     def get_params(self) -> dict[str, Any]:
         """Hyper-parameters, as passed to ``__init__``."""
-        return {k: getattr(self, k) for k in self._param_names()}
+        return {k: getattr(self, k) for k in self.param_names()}
+
+    def restore_params(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Set the hyper-parameters saved in ``state["params"]`` (the first step of ``load_state_dict``).
+
+        Saved names that ``__init__`` no longer takes are skipped; values are deep-copied.
+
+        Returns:
+            The hyper-parameters restored, by name.
+        """
+        names = set(self.param_names())
+        restored = {k: copy.deepcopy(v) for k, v in state.get("params", {}).items() if k in names}
+        for k, v in restored.items():
+            setattr(self, k, v)
+        return restored
+
+    @contextmanager
+    def loading_weights(self, ctx: RunContext) -> Iterator[None]:
+        """Wrap the ``load_state_dict`` calls of saved networks built for ``ctx``.
+
+        A missing entry or a tensor of the wrong shape (``KeyError`` / ``RuntimeError``)
+        becomes one :class:`~medfairx.errors.ConfigError` line that names the backbone.
+        """
+        try:
+            yield
+        except (KeyError, RuntimeError) as exc:
+            raise ConfigError(
+                f"{type(self).__name__}.load_state_dict: the saved weights do not fit backbone {ctx.backbone!r} "
+                f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); load with the run's backbone "
+                "and backbone_kwargs."
+            ) from None
 
     @classmethod
     def test_params(cls) -> dict[str, Any]:
@@ -212,6 +176,17 @@ class Method:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+def group_count(data: TaskData, minimum: int = 0) -> int:
+    """Number of groups to allocate for ``data``: ``data.n_groups``, or more if a code exceeds it.
+
+    Args:
+        data: a split; ``data.groups`` may be ``None`` (then ``data.n_groups`` counts).
+        minimum: the smallest count returned (e.g. 1 for a per-group table).
+    """
+    top = -1 if data.groups is None else int(np.asarray(data.groups).max(initial=-1))
+    return max(int(data.n_groups), top + 1, minimum)
 
 
 def count_non_finite(scores: Any) -> int:

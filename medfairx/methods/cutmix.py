@@ -16,6 +16,8 @@ Box geometry follows the original code: a centre drawn uniformly over the pixel 
 ``⌊S_d·(1−λ)^{1/D}⌋`` in each of the ``D`` spatial dimensions (``√(1−λ)`` in 2D), clipped to
 the image, and ``λ' = 1 − |box|/|image|``. The ``1/D`` power for 3D volumes is [INFERRED]: it
 keeps the expected pasted fraction at ``1−λ``.
+
+Shared by the plugins medfairx-baselines (CutMix, FIS) and medfairx-fairdi.
 """
 
 from __future__ import annotations
@@ -130,7 +132,8 @@ class CutMix:
         y, y_mix = batch.y, None
         if batch.y is not None and batch.y.dim() > 1:  # label maps: paste the mask
             y = batch.y.clone()
-            y[(slice(None), *box)] = batch.y[perm][(slice(None), *box)]
+            region = (slice(None), *box)
+            y[region] = batch.y[perm][region]
         elif batch.y is not None:
             y_mix = batch.y[perm]
         return MixedBatch(x, y, batch.g, batch.index, y_mix=y_mix, lam=lam_adj, perm=perm, box=box)
@@ -151,7 +154,7 @@ def mixed_per_sample_loss(outputs: torch.Tensor, batch: Batch, task: str) -> tor
     Returns:
         ``(n,)`` float32 losses with gradient.
     """
-    base = per_sample_loss(outputs, batch.y, task)
+    base = per_sample_loss(outputs, batch.targets, task)
     if isinstance(batch, MixedBatch) and batch.y_mix is not None and batch.lam < 1.0:
         return batch.lam * base + (1.0 - batch.lam) * per_sample_loss(outputs, batch.y_mix, task)
     return base

@@ -11,6 +11,9 @@ arrays as torch tensors where the loop can index them cheaply:
 
 ``uint8`` images are converted on the device: ``x / 255`` then normalised per channel with
 mean 0.5 and std 0.25 (``(x/255 - 0.5) / 0.25``); ``float`` images are used as they are.
+
+Shared by core (training loop, runner, analysis) and the plugins medfairx-baselines,
+medfairx-fairdi, medfairx-foundation, medfairx-qpnet and medfairx-spare.
 """
 
 from __future__ import annotations
@@ -202,8 +205,8 @@ class ArraySource:
             a = self._np[key]
             if a is None:
                 return None
-            t = torch.from_numpy(np.ascontiguousarray(a[index])).to(self.device)
-            return t if key == "images" else t.long()
+            host = torch.from_numpy(np.ascontiguousarray(a[index])).to(self.device)
+            return host if key == "images" else host.long()
         t = self._t[key]
         if t is None:
             return None
@@ -216,7 +219,9 @@ class ArraySource:
     def gather(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Images (float, normalised), labels and groups of rows ``index`` on the device."""
         index = np.asarray(index, dtype=np.int64)
-        x = images_to_float(self._take("images", index).to(self.device, non_blocking=True))
+        images = self._take("images", index)
+        assert images is not None  # images are never None (only labels and groups may be)
+        x = images_to_float(images.to(self.device, non_blocking=True))
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, self._take("labels", index), self._take("groups", index)

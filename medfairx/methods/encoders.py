@@ -20,6 +20,8 @@ The encoder takes images as the trainer normalises them (``(x/255 - 0.5)/0.25``,
 :func:`medfairx.methods.device.images_to_float`) and maps them to its own mean/std first, so
 fine-tuning and frozen embedding go through the same module. ``heads`` ``linear`` and ``mlp``
 are the networks the frozen protocols train on cached feature vectors.
+
+Used by core only (the built-in backbone registry).
 """
 
 from __future__ import annotations
@@ -107,6 +109,9 @@ def preprocess_image(image: np.ndarray, prep: Preprocessing) -> np.ndarray:
 
 class InputNorm(nn.Module):
     """Maps trainer-normalised images to the encoder's mean/std (and grey to RGB)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, prep: Preprocessing, in_channels: int) -> None:
         super().__init__()
@@ -226,13 +231,16 @@ def torch_hub_checkpoint(filename: str) -> Path:
 class _LiteFeatures(nn.Module):
     """An EfficientNet's convolutional trunk + global average pooling (1280-d)."""
 
+    net: Any  # an EfficientNet: ``extract_features`` is not part of nn.Module
+
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features ``(N, 1280)``."""
-        return self.net.extract_features(x).mean(dim=(2, 3))
+        features: torch.Tensor = self.net.extract_features(x).mean(dim=(2, 3))
+        return features
 
 
 def lite0_weights_file(weights: str | Path | None) -> Path:

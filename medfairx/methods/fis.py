@@ -19,6 +19,8 @@ detach); ``s^G`` is computed from loss values without gradient. Samples outside 
 
 :class:`FairIdentityScaler` bundles the hyper-parameters; FairDi calls it with ``c = 0``
 (teachers) and ``c = 0.5`` (backbone, student).
+
+Shared by the plugins medfairx-baselines (FIS) and medfairx-fairdi.
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ from dataclasses import dataclass
 import torch
 
 from medfairx.errors import ConfigError
-from medfairx.methods.ot import OT_BACKENDS, sinkhorn_divergence, sinkhorn_divergences_to_pool
+from medfairx.methods.ot import (
+    OT_BACKENDS,
+    sinkhorn_divergence,
+    sinkhorn_divergences_to_pool,
+)
 
 FIS_VARIANTS: tuple[str, ...] = ("fairvision", "fairdi")
 
@@ -108,7 +114,7 @@ def group_weights(
         else:
             present = sorted(set(g[valid].tolist()))
             o = torch.tensor([float(distances[k]) for k in present], dtype=torch.float64)
-            per_group = dict(zip(present, (torch.softmax(o / temperature, dim=0) * right_asymptote).tolist()))
+            per_group = dict(zip(present, (torch.softmax(o / temperature, dim=0) * right_asymptote).tolist(), strict=False))
             out[valid] = torch.tensor([per_group[k] for k in g[valid].tolist()], dtype=torch.float32)
     return out.to(groups.device)
 

@@ -7,6 +7,8 @@
 * :class:`FeatureTap` — captures a sub-module's output during the ordinary forward pass, so
   feature-level losses need no second forward (classification: ``model.encoder``;
   segmentation: the UNet bottleneck, globally average-pooled).
+
+Shared by the plugins medfairx-baselines (ADV) and medfairx-qpnet.
 """
 
 from __future__ import annotations
@@ -22,18 +24,19 @@ from medfairx.errors import ConfigError
 
 class _ReverseGrad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, lam: float) -> torch.Tensor:  # noqa: D102
+    def forward(ctx: Any, x: torch.Tensor, lam: float) -> torch.Tensor:
         ctx.lam = float(lam)
         return x.view_as(x)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         return -ctx.lam * grad, None
 
 
 def grad_reverse(x: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
     """``x`` unchanged in the forward pass; the gradient becomes ``−λ·grad`` backwards."""
-    return _ReverseGrad.apply(x, lam)
+    out: torch.Tensor = _ReverseGrad.apply(x, lam)  # type: ignore[no-untyped-call]  # torch leaves Function.apply unannotated
+    return out
 
 
 class GradientReversal(nn.Module):
@@ -75,7 +78,8 @@ class GroupAdversary(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Group logits ``(n, K)``."""
-        return self.net(z)
+        logits: torch.Tensor = self.net(z)
+        return logits
 
 
 def pool_features(t: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,8 @@ Conventions (docs/methods.md §0):
   squared terms in the denominator, averaged over classes).
 
 Losses are always computed in float32, also under autocast.
+
+Shared by core (training loop) and the plugins medfairx-baselines, medfairx-fairdro, medfairx-qpnet and medfairx-spare.
 """
 
 from __future__ import annotations

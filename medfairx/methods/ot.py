@@ -22,6 +22,8 @@ Backends (``backend=``):
 * ``"wasserstein_1d"`` — the cheap ``ε → 0`` approximation ``ot.wasserstein_1d(x, y, p=2)/2``
   (the squared 2-Wasserstein distance under the same halved cost). Results computed this way
   must be tagged as such.
+
+Shared by core (:mod:`medfairx.methods.fis`, hence the plugins medfairx-baselines and medfairx-fairdi).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -187,6 +189,7 @@ def sinkhorn_divergence(
         import ot  # lazy
 
         return float(ot.wasserstein_1d(xs.numpy(), ys.numpy(), p=2)) / 2.0
+    solve: Callable[..., float]
     if backend == "sinkhorn":
         solve = entropic_ot_sinkhorn
     elif backend == "pot":

@@ -3,6 +3,8 @@
 A sampler is any object with ``epoch_indices(epoch) -> np.ndarray`` (integer positions in
 the training set). Both built-ins derive their randomness from ``(seed, epoch)`` only, so an
 epoch's order does not depend on how many random numbers the model consumed before it.
+
+Shared by core (training loop) and the plugins medfairx-baselines and medfairx-fairdro.
 """
 
 from __future__ import annotations

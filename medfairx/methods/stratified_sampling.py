@@ -15,6 +15,8 @@ lays out each epoch as consecutive batches of exactly ``batch_size`` positions (
 then shuffled within the batch. An epoch has ``⌈N / batch_size⌉`` batches, so it visits
 about ``N`` positions. Like the samplers of :mod:`medfairx.methods.sampling` it is a pure
 function of ``(seed, epoch)``.
+
+Shared by the plugins medfairx-fairdro and medfairx-qpnet.
 """
 
 from __future__ import annotations

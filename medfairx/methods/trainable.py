@@ -5,7 +5,8 @@ Two layers:
 * :func:`train_model` trains any ``(model, loss_fn)`` pair on a :class:`TaskData` split with
   the run's recipe: seeded sampling, AMP on CUDA, validation every epoch, early stopping on
   ``recipe.criterion`` and restoration of the best checkpoint. Multi-stage methods call it
-  once per stage (each with its own ``ctx.child()`` history).
+  once per stage (each with its own ``ctx.child()`` history) and pass ``deployed=False`` for
+  every stage whose weights are not the deployed model (see :func:`train_model`).
 * :class:`TrainableMethod` is a :class:`~medfairx.methods.base.Method` whose ``fit`` is a
   thin wrapper around :func:`train_model`; subclasses usually override only
   :meth:`TrainableMethod.compute_loss` or a hook.
@@ -17,8 +18,11 @@ Per-epoch history record (appended to ``ctx.history``)::
     {"stage", "epoch", "lr", "seconds", "train_seconds", "train_loss", "val_loss",
      "val_auc" | "val_dice" + "val_iou",                    # overall validation metric(s)
      "val_group_auc" | "val_group_dice" + "val_group_iou",  # {group code: value}, if groups
-     "criterion", "criterion_value", "is_best",
-     "predictions": {eval-set name: (N, C) float32 probabilities}}  # classification only
+     "criterion", "criterion_value", "is_best"}
+
+Per-epoch predictions are not part of the record: at the end of every epoch of a deployed
+stage the trainer calls ``ctx.observe_epoch(stage, epoch, predict)`` (classification), and
+the runner's observer predicts the val and test splits it holds with ``predict``.
 """
 
 from __future__ import annotations
@@ -34,9 +38,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from medfairx.contracts import TaskData, TrainRecipe
 from medfairx.errors import ConfigError, TrainingError
 from medfairx.methods.backbones import build_backbone
-from medfairx.methods.base import Method, RunContext, TaskData, TrainRecipe
+from medfairx.methods.base import Method, Predictor, RunContext
 from medfairx.methods.device import (
     AmpConfig,
     ArraySource,
@@ -46,7 +51,12 @@ from medfairx.methods.device import (
     use_channels_last,
 )
 from medfairx.methods.losses import per_sample_loss
-from medfairx.methods.sampling import IndexSampler, ShuffleSampler, iter_batches, steps_per_epoch
+from medfairx.methods.sampling import (
+    IndexSampler,
+    ShuffleSampler,
+    iter_batches,
+    steps_per_epoch,
+)
 from medfairx.metrics.basic import auc, dice_iou_per_sample, group_values
 
 NAN_MESSAGE = (
@@ -76,6 +86,13 @@ class Batch:
     y: torch.Tensor | None
     g: torch.Tensor | None
     index: np.ndarray
+
+    @property
+    def targets(self) -> torch.Tensor:
+        """``y`` for a training loss; raises :class:`~medfairx.errors.TrainingError` when it is ``None``."""
+        if self.y is None:
+            raise TrainingError("Batch.targets: this batch carries no labels (y is None); compute losses on training batches only.")
+        return self.y
 
 
 @dataclass
@@ -244,12 +261,34 @@ def default_augment(batch: Batch, *, spatial_dims: int, enabled: bool = True) ->
     return Batch(x, y, batch.g, batch.index)
 
 
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of ``model.state_dict()`` (for a method's ``state_dict``)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def _eval_batch_size(recipe: TrainRecipe) -> int:
+def eval_batch_size(recipe: TrainRecipe) -> int:
+    """Batch size for evaluation and prediction: twice the training batch (no gradients kept)."""
     return max(2 * recipe.batch_size, 1)
+
+
+def layered_recipe(recipe: TrainRecipe, *overrides: dict[str, Any] | None, owner: str) -> TrainRecipe:
+    """``recipe`` updated with each override dict in turn (``None`` skipped).
+
+    Args:
+        recipe: the starting recipe, usually ``ctx.recipe``.
+        overrides: dicts of :class:`TrainRecipe` field changes, applied left to right.
+        owner: the method's name, for the error message.
+
+    Raises:
+        ConfigError: an override names no recipe field.
+    """
+    valid = sorted(TrainRecipe.__dataclass_fields__)
+    for layer in overrides:
+        bad = sorted(set(layer or {}) - set(valid))
+        if bad:
+            raise ConfigError(f"{owner}: unknown recipe override(s) {bad}; valid keys: {', '.join(valid)}.")
+        recipe = recipe.updated(**(layer or {}))
+    return recipe
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -379,9 +418,47 @@ def _history_record(stage: str, epoch: int, res: EvalResult) -> dict[str, Any]:
     rec: dict[str, Any] = {"stage": stage, "epoch": epoch, "val_loss": res.loss}
     for k, v in res.metrics.items():
         rec[f"val_{k}"] = v
-    for k, v in res.group_metrics.items():
-        rec[f"val_group_{k}"] = v
+    for k, by_group in res.group_metrics.items():
+        rec[f"val_group_{k}"] = by_group
     return rec
+
+
+def _epoch_predictor(
+    model: nn.Module,
+    val: TaskData,
+    val_result: EvalResult,
+    sources: dict[int, tuple[TaskData, ArraySource]],
+    *,
+    task: str,
+    num_classes: int,
+    batch_size: int,
+    device: torch.device,
+    amp: AmpConfig,
+    channels_last: bool,
+    forward: ForwardFn | None,
+) -> Predictor:
+    """The ``predict`` handed to ``ctx.observe_epoch`` after one epoch's validation.
+
+    Data with the validation images gets the scores of the validation pass just made (no
+    second forward pass); other data is predicted with the eval forward, batch size, AMP and
+    memory format of validation. ``sources`` caches one :class:`ArraySource` per data object
+    across epochs (groups only when ``forward`` is given, as :func:`predict_proba`).
+    """
+
+    def predict(data: TaskData) -> np.ndarray:
+        if data.images is val.images:
+            return val_result.scores  # type: ignore[return-value]  # classification: scores are always set
+        cached = sources.get(id(data))
+        if cached is None:
+            cached = sources[id(data)] = (data, ArraySource(
+                data.images, device, groups=data.groups if forward is not None else None, channels_last=channels_last,
+            ))
+        return evaluate_model(
+            model, data.without_labels(), task=task, num_classes=num_classes, batch_size=batch_size,
+            device=device, amp=amp, source=cached[1], forward=forward,
+        ).scores  # type: ignore[return-value]  # classification: scores are always set
+
+    return predict
 
 
 def _format_epoch(name: str, rec: dict[str, Any], total: int) -> str:
@@ -419,6 +496,7 @@ def train_model(
     on_epoch_end: Callable[[int, RunContext], None] | None = None,
     name: str = "model",
     stage: str = "train",
+    deployed: bool = True,
 ) -> TrainResult:
     """Train ``model`` with ``loss_fn`` and restore its best validation checkpoint.
 
@@ -438,13 +516,17 @@ def train_model(
         augment: batch augmentation (default random 2D flips when ``recipe.augment``).
         forward: ``forward(model, batch) -> outputs`` for the loss (default
             ``model(batch.x)``); e.g. ``model.forward_features`` for feature-level losses.
-        eval_forward: ``eval_forward(model, batch) -> logits`` for validation and
-            ``ctx.eval_sets`` (default ``model(batch.x)``); e.g. an attribute-routed
-            network's ``model(batch.x, batch.g)``.
+        eval_forward: ``eval_forward(model, batch) -> logits`` for validation and the
+            ``predict`` handed to ``ctx.observe_epoch`` (default ``model(batch.x)``); e.g. an
+            attribute-routed network's ``model(batch.x, batch.g)``.
         on_step_end: called with the global step number after each optimiser step.
         on_epoch_end: called with ``(epoch, ctx)`` after each epoch's validation.
         name: method name for messages.
         stage: stage name for history, logs and ``ctx.progress``.
+        deployed: whether this stage's weights are the model the method deploys (default).
+            Only a deployed stage reports its epochs to ``ctx.observe_epoch`` (classification),
+            for after-the-fact model selection; a multi-stage method passes ``deployed=False``
+            for every intermediate stage (a pre-trained backbone, a teacher, a mixed model).
 
     Returns:
         A :class:`TrainResult`; the model holds the selected epoch's weights.
@@ -469,10 +551,10 @@ def train_model(
         torch.backends.cudnn.benchmark = True  # shapes are fixed within a run: let cuDNN time its kernels
     model.to(device)
     if channels_last:
-        model.to(memory_format=torch.channels_last)
-    fwd_model: nn.Module = torch.compile(model) if ctx.compile else model  # type: ignore[assignment]
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's overloads omit memory_format
+    fwd_model: nn.Module = torch.compile(model) if ctx.compile else model  # type: ignore[assignment]  # compiled module wraps model
 
-    loss_fn = loss_fn or (lambda out, b: per_sample_loss(out, b.y, ctx.task).mean())
+    loss_fn = loss_fn or (lambda out, b: per_sample_loss(out, b.targets, ctx.task).mean())
     forward = forward or (lambda m, b: m(b.x))
     if augment is None:
 
@@ -488,20 +570,14 @@ def train_model(
 
     src_train = ArraySource(train.images, device, labels=train.labels, groups=train.groups, channels_last=channels_last)
     src_val = ArraySource(val.images, device, labels=val.labels, groups=val.groups, channels_last=channels_last)
-    eval_sources: dict[str, ArraySource] = {}
-    if ctx.task == "classification":
-        for set_name, data in ctx.eval_sets.items():
-            if data.images is not val.images:
-                eval_sources[set_name] = ArraySource(
-                    data.images, device, groups=data.groups if eval_forward is not None else None,
-                    channels_last=channels_last,
-                )
+    observe = ctx.observe_epoch if deployed and ctx.task == "classification" else None
+    observed_sources: dict[int, tuple[TaskData, ArraySource]] = {}
 
     history: list[dict[str, Any]] = []
     best_value, best_epoch, best_state = -math.inf, 0, None
     since_best, global_step, images_seen, epoch = 0, 0, 0, 0
     check_every = 1 if device.type != "cuda" else CUDA_NAN_CHECK_EVERY
-    eval_bs = _eval_batch_size(recipe)
+    eval_bs = eval_batch_size(recipe)
 
     def check_finite(pending: list[torch.Tensor], first_step: int, epoch_: int) -> None:
         if not pending:
@@ -532,11 +608,11 @@ def train_model(
                 loss = loss_fn(outputs, batch)
             opt.optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
-                scaler.scale(loss).backward()
+                scaler.scale(loss).backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
                 scaler.step(opt.optimizer)
                 scaler.update()
             else:
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
                 opt.optimizer.step()
             if opt.scheduler is not None and opt.per_step:
                 opt.scheduler.step()
@@ -564,7 +640,7 @@ def train_model(
         rank_value = -math.inf if math.isnan(value) else value
         is_best = best_state is None or rank_value > best_value
         if is_best:
-            best_value, best_epoch, best_state, since_best = rank_value, epoch, _cpu_state(model), 0
+            best_value, best_epoch, best_state, since_best = rank_value, epoch, cpu_state(model), 0
         else:
             since_best += 1
         rec = _history_record(stage, epoch, res)
@@ -576,17 +652,11 @@ def train_model(
             criterion_value=value,
             is_best=is_best,
         )
-        if ctx.task == "classification" and ctx.eval_sets:
-            preds: dict[str, np.ndarray] = {}
-            for set_name, data in ctx.eval_sets.items():
-                if data.images is val.images:
-                    preds[set_name] = res.scores  # type: ignore[assignment]
-                else:
-                    preds[set_name] = evaluate_model(
-                        model, data, task=ctx.task, num_classes=ctx.num_classes, batch_size=eval_bs,
-                        device=device, amp=amp, source=eval_sources[set_name], forward=eval_forward,
-                    ).scores  # type: ignore[assignment]
-            rec["predictions"] = preds
+        if observe is not None:
+            observe(stage, epoch, _epoch_predictor(
+                model, val, res, observed_sources, task=ctx.task, num_classes=ctx.num_classes,
+                batch_size=eval_bs, device=device, amp=amp, channels_last=channels_last, forward=eval_forward,
+            ))
         rec["seconds"] = time.perf_counter() - t0
         history.append(rec)
         ctx.history.append(rec)
@@ -594,7 +664,7 @@ def train_model(
         if ctx.progress is not None:
             ctx.progress(stage, epoch, recipe.epochs)
         if ctx.on_epoch is not None:
-            ctx.on_epoch({k: v for k, v in rec.items() if k != "predictions"})
+            ctx.on_epoch(dict(rec))
         if on_epoch_end is not None:
             on_epoch_end(epoch, ctx)
         if recipe.patience and recipe.patience > 0 and since_best >= recipe.patience:
@@ -630,9 +700,17 @@ class TrainableMethod(Method):
 
     Attributes set by ``fit``: ``model_``, ``device_``, ``selected_epoch_``,
     ``epochs_trained_``, ``train_result_``, ``fitted_``.
+
+    Per-epoch observation: ``fit`` trains one deployed stage, whose epochs the runner's
+    ``ctx.observe_epoch`` sees; a single-stage subclass needs nothing. A subclass that trains
+    further stages with :func:`train_model` passes ``deployed=False`` for every stage but the
+    deployed one; a method whose deployed model is no single trained stage (an ensemble of
+    per-group models) sets ``epochs_are_checkpoints = False`` and is not observed at all.
     """
 
     default_recipe: ClassVar[dict[str, Any]] = {}
+    selected_epoch_: int | None
+    epochs_trained_: int | None
 
     def __init__(self, recipe: dict[str, Any] | None = None) -> None:
         self.recipe = recipe
@@ -646,14 +724,7 @@ class TrainableMethod(Method):
             ConfigError: an override names no recipe field.
         """
         changes = {**self.default_recipe, **(self.recipe or {})}
-        try:
-            return ctx.recipe.updated(**changes)
-        except TypeError:
-            valid = sorted(TrainRecipe.__dataclass_fields__)
-            bad = sorted(set(changes) - set(valid))
-            raise ConfigError(
-                f"{type(self).__name__}: unknown recipe override(s) {bad}; valid keys: {', '.join(valid)}."
-            ) from None
+        return layered_recipe(ctx.recipe, changes, owner=type(self).__name__)
 
     def build_model(self, ctx: RunContext) -> nn.Module:
         """The network: ``ctx.backbone`` from the registry with ``ctx.backbone_kwargs``."""
@@ -692,7 +763,7 @@ class TrainableMethod(Method):
 
     def compute_loss(self, outputs: Any, batch: Batch, ctx: RunContext) -> torch.Tensor:
         """The training loss of a batch; default ``mean_i ℓ_i`` (ERM)."""
-        return per_sample_loss(outputs, batch.y, ctx.task).mean()
+        return per_sample_loss(outputs, batch.targets, ctx.task).mean()
 
     def on_fit_start(self, train: TaskData, val: TaskData, ctx: RunContext) -> None:
         """Called after the model is built and ``device_`` is set, before training."""
@@ -761,7 +832,7 @@ class TrainableMethod(Method):
         """Softmax probabilities ``(N, C)`` or ``(N, C, *spatial)``; never reads labels."""
         self.check_fitted("predict_scores")
         return predict_proba(
-            self.model_, data.without_labels(), batch_size=_eval_batch_size(self.recipe_for(ctx)), amp=ctx.amp,
+            self.model_, data.without_labels(), batch_size=eval_batch_size(self.recipe_for(ctx)), amp=ctx.amp,
             forward=lambda m, b: self.forward(m, b, ctx),
         )
 
@@ -772,7 +843,7 @@ class TrainableMethod(Method):
             "format": 1,
             "method": self.name or type(self).__name__,
             "params": copy.deepcopy(self.get_params()),
-            "model": _cpu_state(self.model_),
+            "model": cpu_state(self.model_),
             "extra": self.extra_state(),
             "selected_epoch": getattr(self, "selected_epoch_", None),
             "epochs_trained": getattr(self, "epochs_trained_", None),
@@ -780,22 +851,14 @@ class TrainableMethod(Method):
 
     def load_state_dict(self, state: dict[str, Any], ctx: RunContext) -> TrainableMethod:
         """Rebuild the model for ``ctx`` and restore weights, hyper-parameters and state."""
-        for k, v in state.get("params", {}).items():
-            if k in self._param_names():
-                setattr(self, k, copy.deepcopy(v))
+        self.restore_params(state)
         self.device_ = resolve_device(ctx.device)
         model = self.build_model(ctx)
-        try:
+        with self.loading_weights(ctx):
             model.load_state_dict(state["model"])
-        except (KeyError, RuntimeError) as exc:
-            raise ConfigError(
-                f"{type(self).__name__}.load_state_dict: the saved weights do not fit backbone "
-                f"{ctx.backbone!r} ({str(exc).splitlines()[0]}). Load with the run's backbone and "
-                "backbone_kwargs."
-            ) from None
         self.model_ = model.to(self.device_)
         if use_channels_last(self.device_, ctx.spatial_dims):
-            self.model_.to(memory_format=torch.channels_last)
+            self.model_.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's overloads omit memory_format
         self.load_extra_state(state.get("extra", {}), ctx)
         self.selected_epoch_ = state.get("selected_epoch")
         self.epochs_trained_ = state.get("epochs_trained")

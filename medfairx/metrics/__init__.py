@@ -10,6 +10,6 @@ Importing this package is free; import the module you need:
 * :mod:`medfairx.metrics.engine` - the vectorised weighted engine (``Problem``, ``Engine``);
 * :mod:`medfairx.metrics.bootstrap` - stratified percentile bootstrap (``bootstrap``);
 * :mod:`medfairx.metrics.thresholds` - ``choose_threshold`` on validation predictions;
-* :mod:`medfairx.metrics.store` - reading ``runs/<suite>/<run_id>/``;
+* :mod:`medfairx.store` - reading ``runs/<suite>/<run_id>/``;
 * :mod:`medfairx.metrics.evaluate` - ``evaluate_runs``, ``collect_failures``, ``aggregate_seeds``.
 """

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +34,7 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def group_values(values: np.ndarray, groups: np.ndarray, fn, *extra: np.ndarray) -> dict[int, float]:
+def group_values(values: np.ndarray, groups: np.ndarray, fn: Callable[..., Any], *extra: np.ndarray) -> dict[int, float]:
     """Apply ``fn(values[g], *extra[g])`` per group code (codes < 0 are ignored)."""
     out: dict[int, float] = {}
     for g in np.unique(groups[groups >= 0]):

@@ -106,8 +106,9 @@ class BootstrapResult:
             else:
                 rows.append(dict(metric=d.name, scope="summary", group="", value=float(v), ci_low=float(lo),
                                  ci_high=float(hi), n=int(counts[0]), prevalence=prev[0]))
-        return pd.DataFrame(rows, columns=["metric", "scope", "group", "value", "ci_low", "ci_high", "n",
+        result: pd.DataFrame = pd.DataFrame(rows, columns=["metric", "scope", "group", "value", "ci_low", "ci_high", "n",
                                            "prevalence"])
+        return result
 
 
 def bootstrap(problem: Problem, defs: list[MetricDef], *, n_boot: int = DEFAULT_N_BOOT, seed: int = 0,

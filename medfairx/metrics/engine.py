@@ -118,8 +118,9 @@ class Problem:
     def strata(self) -> np.ndarray:
         """Bootstrap strata: group x label for classification, group for segmentation."""
         if self.task == CLS and self.y is not None:
-            return self.codes * (int(self.y.max(initial=0)) + 1) + self.y
-        return self.codes.copy()
+            strata: np.ndarray = self.codes * (int(self.y.max(initial=0)) + 1) + self.y
+            return strata
+        return np.array(self.codes, copy=True)
 
     def counts(self) -> np.ndarray:
         """Samples in overall and in each group."""
@@ -179,7 +180,7 @@ class Draws:
         stops = np.cumsum([m.size for m in self.members])
         cols = np.empty((self.k, self.n), np.int64)
         for i, row in enumerate(self.picks):
-            for table, r, stop in zip(tables, row, stops):
+            for table, r, stop in zip(tables, row, stops, strict=False):
                 np.take(table, r, out=cols[i, stop - r.size:stop])
         cols += np.arange(self.k)[:, None] * self.n
         counts = np.bincount(cols.ravel(), minlength=self.k * self.n).reshape(self.k, self.n)
@@ -191,7 +192,7 @@ class Draws:
         if self._dense is None:
             out = np.zeros((self.k, self.n))
             for i, row in enumerate(self.picks):
-                for m, r in zip(self.members, row):
+                for m, r in zip(self.members, row, strict=False):
                     out[i, m] = np.bincount(r, minlength=m.size)
             self._dense = np.ascontiguousarray(out.T)
         return self._dense
@@ -247,6 +248,7 @@ class _AucRanker:
         overall subset gathers its negatives into score order once. The cumulative
         negative counts are read at each positive's ``below`` position.
         """
+        assert self.rank is not None, "the engine sets rank before drawing"
         if self._at is None:
             self._at = (_columns(np.take(self.rank, self.neg_idx)), _columns(np.take(self.rank, self.pos_idx)))
         neg_at, pos_at = self._at
@@ -318,7 +320,8 @@ class Engine:
 
     def _sums(self, W: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Weighted sums of ``x`` overall and per group: ``(B, 1 + G)``."""
-        return W.T @ (self._onehot * x[:, None])
+        sums: np.ndarray = W.T @ (self._onehot * x[:, None])
+        return sums
 
     def _means(self, W: np.ndarray, x: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
         m = np.ones(self.p.n) if where is None else where.astype(np.float64)
@@ -329,17 +332,23 @@ class Engine:
             raise ConfigError(NEEDS_LABELS.format(name=name))
         return self.p.y
 
+    def _scores(self) -> np.ndarray:
+        assert self.p.scores is not None, "classification measures are computed from scores"
+        return self.p.scores
+
     def _pred(self, measure: str) -> np.ndarray:
+        s = self._scores()
         if self.p.num_classes != 2:
             if measure in ("accuracy", "balanced_accuracy"):
-                return np.argmax(self.p.scores, axis=1)
+                result: np.ndarray = np.argmax(s, axis=1)
+                return result
             raise ConfigError(MULTICLASS_THRESHOLD.format(measure=measure, k=self.p.num_classes))
-        return (self.p.scores >= self.p.threshold).astype(np.int64)
+        return np.asarray(s >= self.p.threshold).astype(np.int64)
 
     def _rankers(self) -> list[list[_AucRanker]]:
         """Per subset, one ranker per one-vs-rest class (one ranker for binary tasks)."""
         if "rankers" not in self._cache:
-            y, s = self._labels("auc"), self.p.scores
+            y, s = self._labels("auc"), self._scores()
             if self.p.num_classes == 2:
                 cols = [(s, y == 1)]
             else:
@@ -353,13 +362,14 @@ class Engine:
                 key = 2 * self.p.codes + pos
                 rank = np.empty(self.p.n, np.int64)
                 rank[overall[np.argsort(key[overall], kind="stable")]] = np.arange(self.p.n)
-                for row, idx in zip(rankers, self._subsets):
+                for row, idx in zip(rankers, self._subsets, strict=False):
                     inside = np.zeros(self.p.n, bool)
                     inside[idx] = True
                     row.append(_AucRanker(idx, sc, pos, order=overall[inside[overall]]))
                     row[-1].rank = rank
             self._cache["rankers"] = rankers
-        return self._cache["rankers"]
+        cached: list[list[_AucRanker]] = self._cache["rankers"]
+        return cached
 
     def _ordered(self, col: str, *, worst_is_low: bool) -> list[_Ordered]:
         """Per subset, its defined (non-NaN) samples of ``col`` sorted worst-first."""
@@ -368,7 +378,8 @@ class Engine:
             x = self._column(col)
             defined = ~np.isnan(x)
             self._cache[key] = [_Ordered(idx[defined[idx]], x, worst_is_low=worst_is_low) for idx in self._subsets]
-        return self._cache[key]
+        ordered: list[_Ordered] = self._cache[key]
+        return ordered
 
     def _defined(self, col: str) -> tuple[np.ndarray, np.ndarray | None]:
         """``col`` with NaN set to 0 and the mask of defined samples (``None`` when all are)."""
@@ -380,7 +391,7 @@ class Engine:
 
     def _column(self, col: str) -> np.ndarray:
         if col == "loss" and "loss" not in self.p.values:
-            y, s = self._labels("cvar_loss"), self.p.scores
+            y, s = self._labels("cvar_loss"), self._scores()
             p_true = np.where(y == 1, s, 1.0 - s) if self.p.num_classes == 2 else s[np.arange(y.size), y]
             self.p.values["loss"] = -np.log(np.clip(p_true, 1e-12, 1.0))
         if col not in self.p.values:
@@ -426,7 +437,8 @@ class Engine:
         recalls = np.stack([self._means(W, correct, y == k) for k in range(self.p.num_classes)], axis=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(recalls, axis=0)
+            mean: np.ndarray = np.nanmean(recalls, axis=0)
+            return mean
 
     def _tpr(self, W: np.ndarray) -> np.ndarray:
         y = self._labels("tpr")
@@ -450,7 +462,7 @@ class Engine:
         return _nan_div(2.0 * self._sums(W, tp), self._sums(W, 2.0 * tp + wrong))
 
     def _brier(self, W: np.ndarray) -> np.ndarray:
-        y, s = self._labels("brier"), self.p.scores
+        y, s = self._labels("brier"), self._scores()
         if self.p.num_classes == 2:
             err = (s - y) ** 2
         else:
@@ -458,7 +470,7 @@ class Engine:
         return self._means(W, err)
 
     def _ece(self, W: np.ndarray) -> np.ndarray:
-        y, s = self._labels("ece"), self.p.scores
+        y, s = self._labels("ece"), self._scores()
         if self.p.num_classes == 2:
             conf, target = s, y.astype(np.float64)
         else:
@@ -490,7 +502,8 @@ class Engine:
         return self._means(W, (x < FAIL_BELOW).astype(np.float64), defined)
 
     def _seg_hidden_gap(self, W: np.ndarray, col: str) -> np.ndarray:
-        return self._seg_mean(W, col) - self._seg_tail(W, col)
+        gap: np.ndarray = self._seg_mean(W, col) - self._seg_tail(W, col)
+        return gap
 
     _CLS: dict[str, Callable[..., np.ndarray]] = {
         "auc": _auc,
@@ -515,7 +528,7 @@ class Engine:
 
     # -- metrics -----------------------------------------------------------------------
 
-    def compute(self, defs: list[MetricDef], W: np.ndarray) -> dict[str, np.ndarray]:
+    def compute(self, defs: list[MetricDef], W: np.ndarray | Draws) -> dict[str, np.ndarray]:
         """Every metric of ``defs`` for every column of ``W`` (``(n, B)``), sharing measures.
 
         Returns:
@@ -542,7 +555,7 @@ def _groups(a: np.ndarray) -> np.ndarray:
 
 def _between_defined(g: np.ndarray) -> np.ndarray:
     """Per row: whether at least :data:`MIN_DEFINED_GROUPS` groups have a defined (non-NaN) value."""
-    return (~np.isnan(g)).sum(axis=1) >= MIN_DEFINED_GROUPS
+    return np.asarray((~np.isnan(g)).sum(axis=1) >= MIN_DEFINED_GROUPS)
 
 
 def _nanreduce(fn: Callable[..., np.ndarray], g: np.ndarray) -> np.ndarray:
@@ -559,7 +572,8 @@ def _nanreduce(fn: Callable[..., np.ndarray], g: np.ndarray) -> np.ndarray:
 
 def _gap(a: np.ndarray) -> np.ndarray:
     g = _groups(a)
-    return _nanreduce(np.nanmax, g) - _nanreduce(np.nanmin, g)
+    gap: np.ndarray = _nanreduce(np.nanmax, g) - _nanreduce(np.nanmin, g)
+    return gap
 
 
 def _es(a: np.ndarray, reducer: Callable[..., np.ndarray]) -> np.ndarray:

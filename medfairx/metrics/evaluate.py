@@ -18,23 +18,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medfairx.contracts import RESULT_COLUMNS
 from medfairx.errors import ConfigError
 from medfairx.metrics.bootstrap import DEFAULT_N_BOOT, StratifiedBootstrap, bootstrap
 from medfairx.metrics.catalogue import BY_NAME, CLS, MetricDef
 from medfairx.metrics.delong import delong_intervals
-from medfairx.metrics.engine import UNDEFINED_NOTE, Problem, resolve_defs, undefined_notes
-from medfairx.metrics.functions import EngineMetric
-from medfairx.metrics.store import (
-    GROUP_PREFIX, UNREADABLE_TYPE, StoredRun, UnreadableRunError, iter_runs, problem_from_frame, scores_of,
+from medfairx.metrics.engine import (
+    UNDEFINED_NOTE,
+    Problem,
+    resolve_defs,
+    undefined_notes,
 )
+from medfairx.metrics.functions import EngineMetric
+from medfairx.metrics.predictions import problem_from_frame, scores_of
 from medfairx.metrics.thresholds import DEFAULT_POLICY, choose_threshold, parse_policy
-from medfairx.runner.store import StoreFileWarning
+from medfairx.store import (
+    GROUP_PREFIX,
+    UNREADABLE_TYPE,
+    StoredRun,
+    StoreFileWarning,
+    UnreadableRunError,
+    iter_runs,
+)
 
-RESULT_COLUMNS = [
-    "suite", "dataset", "grouping", "method", "seed", "strategy", "metric", "scope", "group", "value",
-    "ci_low", "ci_high", "n", "prevalence", "higher_is_better", "kind", "task", "threshold", "note",
-    "delong_low", "delong_high",
-]
 SCORE_COLUMNS = ["metric", "scope", "group", "value", "ci_low", "ci_high", "n", "prevalence", "higher_is_better",
                  "kind", "note", "delong_low", "delong_high"]
 FAILURE_COLUMNS = ["suite", "run_id", "method", "dataset", "grouping", "seed", "error_type", "error_message"]
@@ -64,10 +70,9 @@ def _plugin_metric(name: str) -> Any:
 
 def registered_strategies() -> list[str]:
     """Every registered selection strategy: the built-in ones in their usual order, then the others by name."""
-    from medfairx.selection import STRATEGIES
-
-    order = list(STRATEGIES)
-    return sorted(_registry("selection_strategies").names(), key=lambda n: (order.index(n) if n in order else len(order), n))
+    registry = _registry("selection_strategies")
+    builtin = [n for n in registry.in_order() if registry.origin(n).dist == "medfairx"]
+    return builtin + sorted(set(registry.names()) - set(builtin))
 
 
 def registered_metrics() -> list[str]:
@@ -136,10 +141,11 @@ def _add_delong(rows: pd.DataFrame, problem: Problem) -> None:
     rows["delong_low"] = rows["delong_high"] = np.nan
     if problem.task != CLS or problem.y is None or problem.num_classes != 2:
         return
+    assert problem.scores is not None, "a classification problem carries scores"
     cis = delong_intervals(problem.y, problem.scores, problem.codes, problem.names)
-    for i, (m, g) in enumerate(zip(rows["metric"], rows["group"])):
+    for i, (m, g) in enumerate(zip(rows["metric"], rows["group"], strict=False)):
         if (m, g) in cis:
-            rows.iloc[i, rows.columns.get_indexer(["delong_low", "delong_high"])] = cis[(m, g)]
+            rows.iloc[i, rows.columns.get_indexer(pd.Index(["delong_low", "delong_high"]))] = cis[(m, g)]
 
 
 def score_predictions(
@@ -190,7 +196,7 @@ def score_predictions(
         rows["higher_is_better"] = rows["metric"].map(lambda m: BY_NAME[m].higher_is_better)
         rows["kind"] = rows["metric"].map(lambda m: BY_NAME[m].kind)
         notes = undefined_notes(problem, builtin, res.point)
-        rows["note"] = [notes.get((m, g), "") for m, g in zip(rows["metric"], rows["group"])]
+        rows["note"] = [notes.get((m, g), "") for m, g in zip(rows["metric"], rows["group"], strict=False)]
         _add_delong(rows, problem)
         parts.append(rows)
     if plugin:
@@ -255,8 +261,10 @@ def evaluate_runs(
             if not table.empty:  # e.g. no requested metric applies to this run's task or columns
                 tables.append(table)
     if not tables:
-        return pd.DataFrame(columns=RESULT_COLUMNS)
-    return pd.concat(tables, ignore_index=True)[RESULT_COLUMNS]
+        result: pd.DataFrame = pd.DataFrame(columns=list(RESULT_COLUMNS))
+        return result
+    result = pd.concat(tables, ignore_index=True)[list(RESULT_COLUMNS)]
+    return result
 
 
 def evaluate_run(run: StoredRun, fns: dict[str, Any], metrics: list[str] | None, n_boot: int, seed: int,
@@ -288,7 +296,7 @@ def evaluate_run(run: StoredRun, fns: dict[str, Any], metrics: list[str] | None,
                 val_history, task=task, group_column=column)
             key = (grouping, epoch)
             if key not in cache:
-                frame = preds if epoch is None else epochs[epochs["epoch"] == epoch]
+                frame = preds if epoch is None or epochs is None else epochs[epochs["epoch"] == epoch]
                 cache[key] = score_predictions(frame, task=task, grouping=grouping, metrics=metrics,
                                                n_boot=n_boot, seed=seed, threshold_policy=policy,
                                                run_name=str(run.path))
@@ -299,8 +307,9 @@ def evaluate_run(run: StoredRun, fns: dict[str, Any], metrics: list[str] | None,
             rows["grouping"] = grouping
             out.append(rows)
     if not out:
-        return pd.DataFrame(columns=RESULT_COLUMNS)
-    table = pd.concat(out, ignore_index=True)
+        result: pd.DataFrame = pd.DataFrame(columns=list(RESULT_COLUMNS))
+        return result
+    table: pd.DataFrame = pd.concat(out, ignore_index=True)
     for col in ("suite", "dataset", "method", "seed"):
         table[col] = rec.get(col)
     return table
@@ -326,7 +335,8 @@ def collect_failures(runs_dir: Path | Iterable[StoredRun]) -> pd.DataFrame:
         rows.append(dict(suite=rec.get("suite"), run_id=rec.get("run_id", run.path.name), method=rec.get("method"),
                          dataset=rec.get("dataset"), grouping=rec.get("train_grouping"), seed=rec.get("seed"),
                          error_type=err.get("type"), error_message=err.get("message")))
-    return pd.DataFrame(rows, columns=FAILURE_COLUMNS)
+    result: pd.DataFrame = pd.DataFrame(rows, columns=FAILURE_COLUMNS)
+    return result
 
 
 def aggregate_seeds(results: pd.DataFrame) -> pd.DataFrame:
@@ -339,4 +349,5 @@ def aggregate_seeds(results: pd.DataFrame) -> pd.DataFrame:
     grouped = results.groupby(keys, dropna=False, sort=True)
     agg = grouped["value"].agg(mean="mean", std="std", n_seeds="count").reset_index()
     meta = grouped[["higher_is_better", "kind", "task"]].first().reset_index()
-    return agg.merge(meta, on=keys, how="left")
+    result: pd.DataFrame = agg.merge(meta, on=keys, how="left")
+    return result

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from medfairx.contracts import RESULT_COLUMNS
 from medfairx.metrics.bootstrap import DEFAULT_N_BOOT
-from medfairx.metrics.evaluate import RESULT_COLUMNS, _runs, score_predictions
-from medfairx.metrics.store import GROUP_PREFIX, StoredRun, UnreadableRunError
+from medfairx.metrics.evaluate import _runs, score_predictions
 from medfairx.metrics.thresholds import DEFAULT_POLICY
-from medfairx.runner.store import StoreFileWarning
+from medfairx.store import GROUP_PREFIX, StoredRun, StoreFileWarning, UnreadableRunError
 
 #: the column of ``results.csv`` naming the evaluation set: ``test`` or ``external:<name>``
 EVAL_SET = "eval_set"
@@ -60,13 +60,15 @@ def evaluate_external(
                     rows[col] = run.record.get(col)
                 tables.append(rows)
     if not tables:
-        return pd.DataFrame(columns=[*RESULT_COLUMNS, EVAL_SET])
-    return pd.concat(tables, ignore_index=True)[[*RESULT_COLUMNS, EVAL_SET]]
+        result: pd.DataFrame = pd.DataFrame(columns=[*RESULT_COLUMNS, EVAL_SET])
+        return result
+    result = pd.concat(tables, ignore_index=True)[[*RESULT_COLUMNS, EVAL_SET]]
+    return result
 
 
 def with_eval_set(results: pd.DataFrame) -> pd.DataFrame:
     """``results`` with an ``eval_set`` column (``test`` where it has none: tables written before it existed)."""
-    out = results.copy()
+    out: pd.DataFrame = results.copy()
     if EVAL_SET not in out.columns:
         out[EVAL_SET] = IN_DISTRIBUTION
     out[EVAL_SET] = out[EVAL_SET].fillna(IN_DISTRIBUTION)

@@ -141,7 +141,8 @@ def _surface(mask: np.ndarray) -> np.ndarray:
     """Surface voxels of every sample of a ``(n, *spatial)`` stack (face connectivity)."""
     dims = mask.ndim - 1
     cross = ndimage.generate_binary_structure(dims, 1)[None]  # no extent along the sample axis
-    return mask & ~ndimage.binary_erosion(mask, structure=cross, border_value=0)
+    result: np.ndarray = mask & ~ndimage.binary_erosion(mask, structure=cross, border_value=0)
+    return result
 
 
 def _surface_points(surface: np.ndarray, sampling: np.ndarray, far: float) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +215,8 @@ def _ball(dims: int, radius: float) -> np.ndarray:
     """Euclidean ball of ``radius`` voxels as a structuring element, flat along the sample axis."""
     r = int(math.floor(radius))
     grid = np.indices((2 * r + 1,) * dims) - r
-    return ((grid**2).sum(axis=0) <= radius**2)[None]
+    result: np.ndarray = ((grid**2).sum(axis=0) <= radius**2)[None]
+    return result
 
 
 def _boundary_share(p: np.ndarray, g: np.ndarray, shell: float) -> np.ndarray:
@@ -242,7 +244,8 @@ def boundary_shell(masks: np.ndarray, width: float = DEFAULT_SHELL) -> np.ndarra
     """
     m = np.asarray(masks).astype(bool)
     ball = _ball(m.ndim - 1, width)
-    return ndimage.binary_dilation(m, structure=ball) & ~ndimage.binary_erosion(m, structure=ball, border_value=0)
+    result: np.ndarray = ndimage.binary_dilation(m, structure=ball) & ~ndimage.binary_erosion(m, structure=ball, border_value=0)
+    return result
 
 
 __all__ = ["DEFAULT_SHELL", "DEFAULT_TOLERANCE", "SURFACE_COLUMNS", "boundary_shell", "surface_metrics_per_sample"]

@@ -61,7 +61,8 @@ def choose_threshold(y_val: np.ndarray, s_val: np.ndarray, policy: str = DEFAULT
     """
     name, value = parse_policy(policy)
     if name == "fixed":
-        return float(value)  # type: ignore[arg-type]
+        assert value is not None, "parse_policy gives fixed its threshold"
+        return float(value)
     y = np.asarray(y_val).astype(bool)
     s = np.asarray(s_val, dtype=np.float64)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
@@ -79,6 +80,7 @@ def choose_threshold(y_val: np.ndarray, s_val: np.ndarray, policy: str = DEFAULT
         return float(cand[np.argmax(2 * tp / (tp + fp + n_pos))])
     if name == "youden":
         return float(cand[np.argmax(tpr - fpr)])
+    assert value is not None, "parse_policy gives sensitivity and specificity a target"
     if name == "sensitivity":
         return float(cand[np.flatnonzero(tpr >= value - 1e-12)[0]])
     ok = np.flatnonzero(1.0 - fpr >= value - 1e-12)  # specificity

@@ -6,10 +6,12 @@ reached through the reporters' lazy targets, so ``import medfairx.report`` stays
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["build_leaderboard", "write_report", "write_root_index"]
 
 
-def __getattr__(name: str):  # PEP 562: lazy re-exports
+def __getattr__(name: str) -> Any:  # PEP 562: lazy re-exports
     if name == "write_report":
         from medfairx.report import writer
 

@@ -20,10 +20,10 @@ chosen on the audited rows themselves, and the pages say so.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -218,10 +218,9 @@ def predictions_table(frame: pd.DataFrame, *, task: str, label: str | None, scor
                       groups: Mapping[str, pd.Series], split: np.ndarray, ids: pd.Series,
                       where: str = "data") -> pd.DataFrame:
     """The run store's predictions schema (docs/CONTRACTS.md) for the audited rows."""
-    from medfairx.metrics.evaluate import GROUP_PREFIX
-    from medfairx.metrics.store import PER_SAMPLE_COLUMNS
+    from medfairx.store import GROUP_PREFIX, PER_SAMPLE_COLUMNS
 
-    out = pd.DataFrame({"split": split, "sample_id": ids.to_numpy()})
+    out: pd.DataFrame = pd.DataFrame({"split": split, "sample_id": ids.to_numpy()})
     for name, labels in groups.items():
         out[GROUP_PREFIX + name] = labels.to_numpy()
     if task == CLS:
@@ -285,9 +284,10 @@ def audit(
             with fewer than two groups.
         ConfigError: malformed options.
     """
-    from medfairx.metrics.evaluate import RESULT_COLUMNS, score_predictions
-    from medfairx.metrics.store import PER_SAMPLE_COLUMNS
+    from medfairx.contracts import RESULT_COLUMNS
+    from medfairx.metrics.evaluate import score_predictions
     from medfairx.metrics.thresholds import parse_policy
+    from medfairx.store import PER_SAMPLE_COLUMNS
 
     parse_policy(threshold_policy)
     if task not in (CLS, SEG):
@@ -311,9 +311,9 @@ def audit(
         raise DataError(NO_SEG_COLUMNS.format(where=where, names=", ".join(PER_SAMPLE_COLUMNS)))
     for col in [*sens, *(c for p in inter for c in p)]:
         _require(frame, col, "--sensitive" if col in sens else "--intersect", where)
-    for col, option in ((split_col, "--split-col"), (id_col, "--id-col")):
-        if col is not None:
-            _require(frame, col, option, where)
+    for named, option in ((split_col, "--split-col"), (id_col, "--id-col")):
+        if named is not None:
+            _require(frame, named, option, where)
     if task == CLS:
         _check_scores(frame, scores, where)
 
@@ -335,7 +335,7 @@ def audit(
                                  threshold_policy=threshold_policy, run_name=where)
         rows = rows.assign(suite=dataset, dataset=dataset, grouping=grouping, method=model, seed=0, strategy=STRATEGY)
         tables.append(rows)
-    results = pd.concat(tables, ignore_index=True)[RESULT_COLUMNS]
+    results = pd.concat(tables, ignore_index=True)[list(RESULT_COLUMNS)]
     n_val = int((split == VAL).sum())
     settings = {
         "file": source, "rows": len(frame), "audited_rows": len(frame) - n_val, "validation_rows": n_val,
@@ -366,7 +366,8 @@ def _split(frame: pd.DataFrame, split_col: str | None, val_value: str, where: st
 
 def _ids(frame: pd.DataFrame, id_col: str | None, where: str) -> pd.Series:
     if id_col is None:
-        return pd.Series(np.arange(len(frame)), index=frame.index)
+        result: pd.Series = pd.Series(np.arange(len(frame)), index=frame.index)
+        return result
     ids = frame[id_col]
     if ids.dtype == object:
         ids = ids.astype(str)
@@ -378,7 +379,7 @@ def _ids(frame: pd.DataFrame, id_col: str | None, where: str) -> pd.Series:
 
 def _by_group(results: pd.DataFrame) -> pd.DataFrame:
     rows = results[results["scope"] == "group"]
-    wide = rows.set_index(["grouping", "group", "metric"])["value"].unstack("metric")
+    wide: pd.DataFrame = rows.set_index(["grouping", "group", "metric"])["value"].unstack("metric")
     wide.columns.name = None
     return wide
 
@@ -386,7 +387,8 @@ def _by_group(results: pd.DataFrame) -> pd.DataFrame:
 def _overall(results: pd.DataFrame) -> pd.Series:
     rows = results[results["scope"] == "overall"]
     first = rows[rows["grouping"] == rows["grouping"].iloc[0]] if len(rows) else rows
-    return pd.Series(first["value"].to_numpy(), index=first["metric"].to_numpy(), name="overall")
+    result: pd.Series = pd.Series(first["value"].to_numpy(), index=first["metric"].to_numpy(), name="overall")
+    return result
 
 
 # --- output --------------------------------------------------------------------------------
@@ -407,9 +409,9 @@ def _json_safe(value: Any) -> Any:
 def write_audit(result: AuditResult, out_dir: Path) -> list[Path]:
     """The leaderboard of one audit (index, group pages, method page, results.csv,
     provenance.json) and ``audit.json`` (settings, thresholds, per-group values)."""
-    from medfairx import __version__
     from medfairx.fileio import atomic_write_json
     from medfairx.report.leaderboard import build_leaderboard
+    from medfairx.version import __version__
 
     s = result.settings
     source = (VAL_THRESHOLD.format(column=s["split_col"], value=s["val_value"], n_val=s["validation_rows"],
@@ -419,8 +421,9 @@ def write_audit(result: AuditResult, out_dir: Path) -> list[Path]:
         "file": Path(str(s["file"])).name}, "thresholds": result.thresholds}
     written = build_leaderboard(result.results, out_dir, suite=str(s["dataset"]), methods=methods,
                                 provenance=_json_safe(prov), caveats={str(s["dataset"]): list(result.notes)})
-    by_group: dict[str, dict[str, dict[str, Any]]] = {}
-    for (grouping, group), row in result.by_group.iterrows():
+    by_group: dict[str, dict[str, dict[Hashable, Any]]] = {}
+    for key, row in result.by_group.iterrows():
+        grouping, group = cast(tuple[Hashable, Hashable], key)  # by_group is indexed by (grouping, group)
         by_group.setdefault(str(grouping), {})[str(group)] = row.to_dict()
     path = Path(out_dir) / "audit.json"
     atomic_write_json(path, _json_safe({"settings": s, "notes": result.notes, "thresholds": result.thresholds,

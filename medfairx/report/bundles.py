@@ -36,8 +36,14 @@ import pandas as pd
 
 from medfairx.errors import ConfigError, DataError
 from medfairx.fileio import atomic_write_bytes, inside
-from medfairx.metrics.store import StoredRun, UnreadableRunError, iter_runs
-from medfairx.runner.store import EPOCHS, PREDICTIONS, RUN_JSON
+from medfairx.store import (
+    EPOCHS,
+    PREDICTIONS,
+    RUN_JSON,
+    StoredRun,
+    UnreadableRunError,
+    iter_runs,
+)
 
 __all__ = [
     "BUNDLE_FORMAT", "BUNDLE_VERSION", "Bundle", "BundleError", "BundleRun", "check_bundle", "export_bundle",
@@ -89,7 +95,8 @@ class Bundle:
 
     @property
     def datasets(self) -> dict[str, dict[str, Any]]:
-        return self.manifest["datasets"]
+        result: dict[str, dict[str, Any]] = self.manifest["datasets"]
+        return result
 
 
 # --- shared helpers ------------------------------------------------------------------------
@@ -176,8 +183,8 @@ def export_bundle(store: Path, method: str, out: Path | None = None) -> Path:
         ConfigError: no finished run of ``method``, a run's tables are unreadable or links,
             or its runs disagree on a dataset's revision, split hash or test samples.
     """
-    from medfairx import __version__
     from medfairx.plugins import get_host
+    from medfairx.version import __version__
 
     store = Path(store)
     all_runs = list(iter_runs(store))
@@ -206,7 +213,7 @@ def export_bundle(store: Path, method: str, out: Path | None = None) -> Path:
         "members": {name: _sha256(data) for name, data in sorted(members.items())},
     }
     if out is None:
-        from medfairx.report.leaderboard import slug
+        from medfairx.report.render import slug
 
         out = Path(f"{slug(suite)}-{slug(method)}.zip")
     buf = io.BytesIO()
@@ -252,7 +259,7 @@ def _check_members(infos: list[zipfile.ZipInfo]) -> None:
 
 
 def _check_manifest(manifest: Any) -> dict[str, Any]:
-    from medfairx import __version__
+    from medfairx.version import __version__
 
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{MANIFEST} does not describe a {BUNDLE_FORMAT}")

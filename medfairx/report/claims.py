@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -238,7 +238,8 @@ def _pick_groups(block: pd.DataFrame, c: Comparison, claim: Claim) -> list[str]:
 
 
 def _check_block(block: pd.DataFrame, claim: Claim) -> tuple[list[CheckedComparison], str]:
-    look = {(r["method"], r["metric"], r["scope"], r["group"]): r for r in block.to_dict("records")}
+    records = cast(list[dict[str, Any]], block.to_dict("records"))  # pandas-stubs types record keys as Hashable; these are column names
+    look = {(r["method"], r["metric"], r["scope"], r["group"]): r for r in records}
     checks: list[CheckedComparison] = []
     for c in claim.comparisons:
         groups = _pick_groups(block, c, claim) if c.scope == "group" else [""]
@@ -349,7 +350,7 @@ def claims_context(results: Iterable[ClaimResult]) -> dict[str, Any]:
     return {"strategy": STRATEGY, "rule": VERDICT_RULE, "group_rule": GROUP_RULE, "claims": items}
 
 
-__all__ = [
+__all__ = [  # noqa: F822 - CLAIMS is served by the module's __getattr__ (PEP 562), from the registry
     "CLAIMS", "Claim", "ClaimResult", "Comparison", "VERDICT_RULE", "block_verdict", "claims_context",
     "compare", "evaluate_claim", "evaluate_claims", "min_detectable_note", "registered_claims",
 ]

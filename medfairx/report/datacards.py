@@ -12,8 +12,6 @@ import the text helpers cheaply.
 
 from __future__ import annotations
 
-import json
-import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +26,10 @@ STRUCTURED_KEYS = frozenset({
     "name", "adapter", "task", "num_classes", "revision", "samples", "overall", "splits",
     "split_hash", "patient_disjoint", "groupings", "problems", "warnings",
 })
+NOT_RECORDED = (
+    "The run store holds no data card for {name!r} (it is written each time `medfairx bench` loads the dataset). "
+    "Run `medfairx bench --suite {suite}` again (finished runs are reused) to record it."
+)
 FACT_LABELS = {
     "source_rows": "rows in the source metadata",
     "skipped_missing_images": "rows skipped: image file missing",
@@ -38,37 +40,21 @@ FACT_LABELS = {
 
 def describe_with_card(catalogue: Catalogue | str | Path | None, name: str, *,
                        cache_dir: str | Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Load dataset ``name`` once and return ``(card, description)``.
+    """Load dataset ``name`` now and return ``(card, description)`` (:func:`~medfairx.data.dataset.data_card`).
 
-    ``description`` is exactly what :func:`~medfairx.data.dataset.describe_dataset` returns
-    (same loading, same recorded warnings); ``card`` is the loaded dataset's card as a
-    dict (with the class names and revision the adapter filled in) plus ``description``
-    and ``adapter`` from the catalogue.
+    ``description`` is what :func:`~medfairx.data.dataset.describe_dataset` returns (same
+    loading, same recorded warnings), with paths written portably.
 
     Raises:
         Whatever loading raises (unknown name, missing files, ...).
     """
-    import dataclasses
-
-    from medfairx.data.dataset import load_dataset
+    from medfairx.data.dataset import data_card, load_dataset
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dataset = load_dataset(catalogue, name, cache_dir=cache_dir)
-        info = dataset.describe()
-    info["warnings"] = list(dict.fromkeys(str(w.message) for w in caught))
-    card = dataclasses.asdict(dataset.card)
-    card.update(name=name, adapter=dataset.config.adapter, description=dataset.config.description)
-    return card, json.loads(portable_paths(json.dumps(info, default=str)))
-
-
-def portable_paths(text: str, base: Path | None = None) -> str:
-    """Absolute paths under ``base`` (default: the working directory) or its parent, written
-    relative to it, so a published page names no path of the machine that built it."""
-    base = (base or Path.cwd()).resolve()
-    for prefix, relative in ((f"{base}{os.sep}", ""), (f"{base.parent}{os.sep}", f"..{os.sep}")):
-        text = text.replace(json.dumps(prefix)[1:-1], relative).replace(prefix, relative)
-    return text
+    record = data_card(dataset, [str(w.message) for w in caught])
+    return record["card"], record["description"]
 
 
 def static_card(catalogue: Catalogue | str | Path | None, name: str) -> dict[str, Any]:
@@ -156,8 +142,8 @@ def verification(catalogue: Catalogue | None, name: str, card: Mapping[str, Any]
     from medfairx.data.verify import read_record, verification_text
 
     try:
-        root = catalogue.dataset(name).root  # type: ignore[union-attr]
-        record = read_record(cache_dir or catalogue.cache_path, name, root)  # type: ignore[union-attr]
+        root = catalogue.dataset(name).root  # type: ignore[union-attr]  # no catalogue raises, handled below
+        record = read_record(cache_dir or catalogue.cache_path, name, root)  # type: ignore[union-attr]  # as above
     except Exception:  # noqa: BLE001 - no catalogue or no such dataset: nothing was verified
         record = None
     return verification_text(record, has_facts=bool(card.get("published")))
@@ -183,7 +169,7 @@ def dataset_caveats(catalogue: Catalogue | str | Path | None, datasets: list[str
 
 def page_name(dataset: str) -> str:
     """File name of the data card page of ``dataset``."""
-    from medfairx.report.leaderboard import slug
+    from medfairx.report.render import slug
 
     return f"data-{slug(dataset)}.html"
 
@@ -193,27 +179,35 @@ def write_data_cards(
     datasets: list[str],
     out_dir: Path,
     *,
+    stored: Mapping[str, Mapping[str, Any]],
     suite: str | None = None,
     recorded: Mapping[str, Mapping[str, Any]] | None = None,
     cache_dir: str | Path | None = None,
 ) -> list[Path]:
-    """Write ``out_dir/data-<dataset>.html`` for each dataset; never raises for a dataset
-    that cannot be loaded (its page carries the error instead of the numbers).
+    """Write ``out_dir/data-<dataset>.html`` for each dataset from the data cards the run
+    store recorded; no dataset is loaded. A dataset without a recorded card still gets a
+    page (its static card and how to record one).
 
     Args:
-        catalogue: a :class:`~medfairx.config.Catalogue`, a yaml path or ``None`` (default catalogue).
+        catalogue: a :class:`~medfairx.config.Catalogue`, a yaml path or ``None`` (default
+            catalogue): the static cards and the copy-verification records.
         datasets: catalogue names (duplicates are written once).
         out_dir: the leaderboard folder.
+        stored: dataset → its recorded data card (:func:`medfairx.store.read_data_cards`).
         suite: shown in the header and breadcrumb (links back to ``index.html``).
         recorded: dataset → ``{"revisions": [...], "split_hashes": [...]}`` the runs used;
-            a page warns when the current data differ.
-        cache_dir: passed to the adapters (default: the catalogue's).
+            a page warns when the recorded data differ.
+        cache_dir: where the verification records are (default: the catalogue's cache).
 
     Returns:
         The pages written, in the order of ``datasets``.
     """
-    from medfairx.report.leaderboard import _medfairx_version, _now
-    from medfairx.report.render import make_environment, render_page
+    from medfairx.report.render import (
+        generated_now,
+        make_environment,
+        medfairx_version,
+        render_page,
+    )
 
     if not hasattr(catalogue, "datasets"):
         try:  # load the catalogue once, not once per dataset (None: load_catalogue(None))
@@ -223,14 +217,14 @@ def write_data_cards(
         except Exception:  # noqa: BLE001 - each page shows the error below
             pass
     env = make_environment()
-    common = {"version": _medfairx_version(), "generated": _now(), "suite": suite or ""}
+    common = {"version": medfairx_version(), "generated": generated_now(), "suite": suite or ""}
     written: list[Path] = []
     for name in dict.fromkeys(map(str, datasets)):
         error, card, info = "", {}, None
-        try:
-            card, info = describe_with_card(catalogue, name, cache_dir=cache_dir)
-        except Exception as exc:  # noqa: BLE001 - never fail the report over one dataset
-            error = f"{type(exc).__name__}: {exc}"
+        if name in stored:
+            card, info = dict(stored[name]["card"]), dict(stored[name]["description"])
+        else:
+            error = NOT_RECORDED.format(name=name, suite=suite or "<suite>")
             card = static_card(catalogue, name)
         notes = []
         rec = (recorded or {}).get(name) or {}
@@ -239,13 +233,13 @@ def write_data_cards(
                                      ("split hash", "split_hashes", info.get("split_hash"))):
                 used = sorted({str(v) for v in rec.get(key, ()) if v})
                 if used and have not in used:
-                    notes.append(f"The runs used {label} {', '.join(used)}; the data found now have {have}. "
+                    notes.append(f"The runs used {label} {', '.join(used)}; the data recorded by the last bench have {have}. "
                                  "The numbers below may not describe what the methods were trained on.")
         ctx = {
             "dataset": name,
             "error": error,
             "card": [*card_rows(card, info), ("copy verified", verification(
-                catalogue if hasattr(catalogue, "datasets") else None, name, card, cache_dir))] if card else [],
+                None if isinstance(catalogue, (str, Path)) else catalogue, name, card, cache_dir))] if card else [],
             "facts": facts(info) if info is not None else [],
             "splits": split_names(info) if info is not None else [],
             "split_sizes": list((info or {}).get("splits", {}).items()),

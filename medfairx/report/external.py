@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -32,13 +32,17 @@ _KEYS = ["dataset", "grouping", "method", "scope", "group"]
 def _mean(frame: pd.DataFrame) -> pd.DataFrame:
     """Seed means of value and CI bounds, keyed by dataset, grouping, method, scope, group."""
     if frame.empty:
-        return pd.DataFrame(columns=[*_KEYS, "value", "ci_low", "ci_high", "n"])
-    return frame.groupby(_KEYS, dropna=False)[["value", "ci_low", "ci_high", "n"]].mean().reset_index()
+        result: pd.DataFrame = pd.DataFrame(columns=[*_KEYS, "value", "ci_low", "ci_high", "n"])
+        return result
+    result = frame.groupby(_KEYS, dropna=False)[["value", "ci_low", "ci_high", "n"]].mean().reset_index()
+    return result
 
 
 def _cell(table: pd.DataFrame, key: tuple[Any, ...]) -> dict[str, Any] | None:
     rows = table[(table[_KEYS] == pd.Series(key, index=_KEYS)).all(axis=1)] if len(table) else table
-    return None if rows.empty else rows.iloc[0].to_dict()
+    if rows.empty:
+        return None
+    return cast(dict[str, Any], rows.iloc[0].to_dict())  # pandas-stubs types the keys as Hashable; they are column names
 
 
 def external_tables(results: pd.DataFrame, external: pd.DataFrame) -> list[dict[str, Any]]:
@@ -84,8 +88,12 @@ def write_external_report(external: pd.DataFrame, results: pd.DataFrame, out_dir
     """
     if external.empty:
         return []
-    from medfairx.report.leaderboard import generated_now, medfairx_version
-    from medfairx.report.render import make_environment, render_page
+    from medfairx.report.render import (
+        generated_now,
+        make_environment,
+        medfairx_version,
+        render_page,
+    )
 
     paths = [render_page(make_environment(), "external.html", out_dir / EXTERNAL_PAGE, suite=suite,
                          version=medfairx_version(), generated=generated_now(),

@@ -8,14 +8,12 @@ the templates in ``medfairx/report/templates``. ``write_root_index`` links every
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
-import hashlib
 import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -25,13 +23,28 @@ from medfairx.fileio import atomic_write_csv, atomic_write_json, atomic_write_te
 from medfairx.report.claims import claims_context, evaluate_claims
 from medfairx.report.plots import cd_diagram_svg, group_bars_svg, pareto_svg
 from medfairx.report.protocols import block_encoding_rows
-from medfairx.report.render import fmt_num, fmt_p, inline_svg, make_environment, render_page, sort_key
+from medfairx.report.render import (
+    fmt_num,
+    fmt_p,
+    generated_now,
+    inline_svg,
+    make_environment,
+    medfairx_version,
+    ordered_strategies,
+    render_page,
+    slug,
+    sort_key,
+    stat_cell,
+)
 from medfairx.stats.cd import NON_INDEPENDENCE, Comparison, compare_methods
-from medfairx.stats.ranking import average_ranks, block_matrix, check_results, seed_means
+from medfairx.stats.ranking import (
+    average_ranks,
+    block_matrix,
+    check_results,
+    seed_means,
+)
 
 UTILITY_METRICS: tuple[str, ...] = ("auc", "dice")
-UNDEFINED = "undefined"
-LEFT_OUT = "some groups left out (hover for which)"
 HIDDEN_ORDER: tuple[str, ...] = ("p10", "tail", "cvar", "fail")
 HIDDEN_FAILURE = re.compile("|".join(HIDDEN_ORDER), re.I)
 """Per-group columns shown beside the group mean as hidden-failure indicators (docs/methods.md §8.4)."""
@@ -50,23 +63,6 @@ TAG_LABELS: dict[str, tuple[str, bool]] = {
 
 
 #: Strategies shown first, in this order; others follow alphabetically.
-STRATEGY_ORDER = ("final", "overall", "worst_group", "pareto", "dto")
-
-
-def ordered_strategies(values: Any) -> list[str]:
-    """Distinct strategy names: the trainer's own checkpoint first, then MEDFAIR's."""
-    names = set(map(str, values))
-    return [s for s in STRATEGY_ORDER if s in names] + sorted(names - set(STRATEGY_ORDER))
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of ``text``; a short hash is added when characters were replaced."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("._") or "x"
-    if safe != str(text):
-        safe = f"{safe[:60]}-{hashlib.sha1(str(text).encode()).hexdigest()[:8]}"
-    return safe
-
-
 def block_page_name(dataset: str, grouping: str) -> str:
     """File name of the page of one (dataset, grouping) block."""
     return f"{slug(dataset)}__{slug(grouping)}.html"
@@ -75,33 +71,6 @@ def block_page_name(dataset: str, grouping: str) -> str:
 def method_page_name(method: str) -> str:
     """File name of the page of one method."""
     return f"method-{slug(method)}.html"
-
-
-def _finite(x: Any) -> bool:
-    try:
-        return math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False
-
-
-def stat_cell(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Pre-formatted table cell of one seed-aggregated value (None when missing).
-
-    An undefined (NaN) value reads ``undefined``, with its reason (the results table's
-    ``note``) as a tooltip and small text; never as a number.
-    """
-    if row is None:
-        return None
-    note = str(row.get("note") or "")
-    if not _finite(row["mean"]):
-        return {"sort": "", "text": UNDEFINED, "ci": "", "seeds": 0, "note": note or UNDEFINED, "short": note,
-                "undefined": True}
-    text = fmt_num(row["mean"])
-    if _finite(row.get("std")) and int(row.get("n_seeds", 0)) > 1:
-        text += f" ± {fmt_num(row['std'])}"
-    ci = f"[{fmt_num(row['ci_low'])}, {fmt_num(row['ci_high'])}]" if _finite(row.get("ci_low")) else ""
-    return {"sort": sort_key(row["mean"]), "text": text, "ci": ci, "seeds": int(row.get("n_seeds", 0)), "note": note,
-            "short": LEFT_OUT if note else "", "undefined": False}
 
 
 def _tokens(name: str) -> set[str]:
@@ -132,15 +101,26 @@ def choose_cd_metrics(aggregated: pd.DataFrame) -> list[tuple[str, str]]:
     return out
 
 
+def _plain(value: Any) -> Mapping[str, Any]:
+    """``value`` as a mapping: a dataclass instance becomes the dict of its fields."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    mapping: Mapping[str, Any] = value
+    return mapping
+
+
+def _hidden_key(name: str) -> tuple[int, str]:
+    """Sort key of a hidden-failure metric: its kind's place in :data:`HIDDEN_ORDER`, then its name."""
+    match = HIDDEN_FAILURE.search(name)
+    assert match is not None, "only hidden-failure metrics are sorted"
+    return HIDDEN_ORDER.index(match.group(0).lower()), name
+
+
 def method_info(name: str, methods: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any]:
     """Normalise one method's info (summary, reference, tags, plugin, dist, version)."""
     raw: Mapping[str, Any] = (methods or {}).get(name, {}) or {}
-    origin = raw.get("origin") or raw.get("method_origin") or {}
-    if dataclasses.is_dataclass(origin) and not isinstance(origin, type):
-        origin = dataclasses.asdict(origin)
-    tags = raw.get("tags") or {}
-    if dataclasses.is_dataclass(tags) and not isinstance(tags, type):
-        tags = dataclasses.asdict(tags)
+    origin: Mapping[str, Any] = _plain(raw.get("origin") or raw.get("method_origin") or {})
+    tags: Mapping[str, Any] = _plain(raw.get("tags") or {})
     badges = [
         {"label": label, "warn": warn} for key, (label, warn) in TAG_LABELS.items() if bool(tags.get(key, False))
     ]
@@ -187,7 +167,7 @@ def _comparison_context(cmp: Comparison, role: str, methods_info: Mapping[str, d
     bm = cmp.blocks
     means = cmp.mean_values()
     ranks = [
-        {"pos": i + 1, "method": m, "href": methods_info[m]["href"], "badges": methods_info[m]["badges"],
+        {"pos": i + 1, "method": m, "href": methods_info[str(m)]["href"], "badges": methods_info[str(m)]["badges"],
          "rank": fmt_num(r, 2), "rank_sort": sort_key(r), "mean": fmt_num(means.get(m)), "mean_sort": sort_key(means.get(m))}
         for i, (m, r) in enumerate(cmp.ranks.items())
     ]
@@ -248,7 +228,9 @@ def _dropped_text(bm: Any) -> str:
 def _rank_overview(agg: pd.DataFrame, strategy: str, metrics: list[str], order: list[str]) -> dict[str, Any]:
     """Average ranks per metric over complete blocks only: a block where some method's value is
     undefined (NaN) is dropped for that metric (Friedman needs complete blocks), and said so."""
-    cols, ranks_by_metric, unranked = [], {}, []
+    cols: list[dict[str, Any]] = []
+    ranks_by_metric: dict[str, tuple[pd.Series, pd.Series]] = {}
+    unranked: list[dict[str, Any]] = []
     for metric in metrics:
         bm = block_matrix(agg, metric, strategy=strategy, aggregated=agg)
         if bm.n_blocks == 0:
@@ -273,7 +255,8 @@ def _rank_overview(agg: pd.DataFrame, strategy: str, metrics: list[str], order: 
 
 
 def _lookup(sub: pd.DataFrame) -> dict[tuple[str, str, str, str], dict[str, Any]]:
-    return {(r["method"], r["metric"], r["scope"], r["group"]): r for r in sub.to_dict("records")}
+    records = cast(list[dict[str, Any]], sub.to_dict("records"))  # pandas-stubs types record keys as Hashable; these are column names
+    return {(r["method"], r["metric"], r["scope"], r["group"]): r for r in records}
 
 
 def _block_context(agg: pd.DataFrame, dataset: str, grouping: str, methods_order: list[str],
@@ -297,7 +280,7 @@ def _block_context(agg: pd.DataFrame, dataset: str, grouping: str, methods_order
                                  key=lambda m: ("worst" not in _tokens(m), "gap" not in _tokens(m), m))
         group_metrics = sorted(set(s.loc[s["scope"] == "group", "metric"]), key=lambda m: (m not in UTILITY_METRICS, m))
 
-        def wide(metrics: list[str], scope: str) -> dict[str, Any]:
+        def wide(metrics: list[str], scope: str, look: dict[Any, Any] = look) -> dict[str, Any]:
             rows = []
             for m in methods:
                 first = next((look[(m, x, scope, "")] for x in metrics if (m, x, scope, "") in look), None)
@@ -309,7 +292,7 @@ def _block_context(agg: pd.DataFrame, dataset: str, grouping: str, methods_order
 
         group_tables = []
         hidden = sorted((g for g in group_metrics if HIDDEN_FAILURE.search(g)),
-                        key=lambda g: (HIDDEN_ORDER.index(HIDDEN_FAILURE.search(g).group(0).lower()), g))
+                        key=_hidden_key)
         for metric in [g for g in group_metrics if g not in hidden]:
             rows = []
             for m in methods:
@@ -321,7 +304,8 @@ def _block_context(agg: pd.DataFrame, dataset: str, grouping: str, methods_order
                                  "n": fmt_num(r["n"], 0), "n_sort": sort_key(r["n"]),
                                  "prevalence": fmt_num(r["prevalence"]), "prev_sort": sort_key(r["prevalence"]),
                                  "cell": stat_cell(r)})
-            group_tables.append({"metric": metric, "direction": "higher is better" if rows and look[(rows[0]["method"], metric, "group", rows[0]["group"])]["higher_is_better"] else "lower is better",
+            higher = bool(rows) and look[(rows[0]["method"], metric, "group", rows[0]["group"])]["higher_is_better"]
+            group_tables.append({"metric": metric, "direction": "higher is better" if higher else "lower is better",
                                  "rows": rows})
         hidden_table = None
         main_group = next((g for g in group_metrics if g in UTILITY_METRICS), None)
@@ -333,7 +317,8 @@ def _block_context(agg: pd.DataFrame, dataset: str, grouping: str, methods_order
                     if main is None:
                         continue
                     rows.append({"method": m, "href": methods_info[m]["href"], "group": g, "n": fmt_num(main["n"], 0),
-                                 "n_sort": sort_key(main["n"]), "cells": [stat_cell(main)] + [stat_cell(look.get((m, h, "group", g))) for h in hidden]})
+                                 "n_sort": sort_key(main["n"]),
+                                 "cells": [stat_cell(main)] + [stat_cell(look.get((m, h, "group", g))) for h in hidden]})
             hidden_table = {"metrics": [main_group, *hidden], "rows": rows}
         pareto = bars = None
         if utility and worst:
@@ -396,8 +381,8 @@ def build_leaderboard(
     *,
     suite: str,
     failures: pd.DataFrame | None = None,
-    methods: dict[str, dict] | None = None,
-    provenance: dict | None = None,
+    methods: dict[str, dict[str, Any]] | None = None,
+    provenance: dict[str, Any] | None = None,
     alpha: float = 0.05,
     data_cards: list[tuple[str, str]] | None = None,
     caveats: Mapping[str, Sequence[str]] | None = None,
@@ -439,7 +424,7 @@ def build_leaderboard(
             (:mod:`medfairx.report.search`), linked from the index when given.
         external_page: file name of the external-evaluation page (:mod:`medfairx.report.external`),
             linked from the index when given.
-        encoding: attribute-probe table (:func:`medfairx.analysis.encoding.encoding_table`);
+        encoding: attribute-probe table (:func:`medfairx.report.encoding.encoding_table`);
             each block page shows its rows.
         encoding_page: file name of the attribute-encoding page, linked from the index.
         protocols_page: file name of the protocols comparison page, linked from the index.
@@ -464,7 +449,8 @@ def build_leaderboard(
     cd_metrics = choose_cd_metrics(agg)
     strategies = ordered_strategies(agg["strategy"])
 
-    strategy_ctx, key_ranks = [], None
+    strategy_ctx: list[dict[str, Any]] = []
+    key_ranks = None
     method_ranks: dict[str, list[dict[str, Any]]] = {m: [] for m in all_methods}
     for strategy in strategies:
         present = set(agg.loc[agg["strategy"] == strategy, "metric"])
@@ -489,7 +475,7 @@ def build_leaderboard(
         present = set(agg.loc[agg["strategy"] == s["name"], "metric"])
         s["overview"] = _rank_overview(agg, s["name"], [m for m in ranked_metrics if m in present], order)
 
-    common = {"suite": suite, "version": _medfairx_version(), "generated": _now()}
+    common = {"suite": suite, "version": medfairx_version(), "generated": generated_now()}
     blocks = sorted({(str(d), str(g)) for d, g in agg[["dataset", "grouping"]].itertuples(index=False)}
                     | ({(str(d), str(g)) for d, g in failures[["dataset", "grouping"]].itertuples(index=False)}
                        if failures is not None and not failures.empty else set()))
@@ -558,30 +544,12 @@ def write_root_index(leaderboards_dir: Path) -> Path:
         suites.append({"name": sub.name, "href": f"{sub.name}/index.html", "generated": generated})
     env = make_environment()
     return render_page(env, "root.html", leaderboards_dir / "index.html", suites=suites,
-                       version=_medfairx_version(), generated=_now())
+                       version=medfairx_version(), generated=generated_now())
 
 
 def _mixed_devices(by_method: Mapping[str, Mapping[str, int]] | None) -> list[str]:
     """``"method: cpu ×3, cuda ×2"`` lines when a leaderboard's runs come from several devices."""
     return [f"{m}: " + ", ".join(f"{d} ×{n}" for d, n in devs.items()) for m, devs in (by_method or {}).items()]
-
-
-def generated_now() -> str:
-    """The "generated" stamp of a page: the current UTC time to the minute."""
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def medfairx_version() -> str:
-    """The installed medfairx version shown on every page (``dev`` when not installed)."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("medfairx")
-    except metadata.PackageNotFoundError:
-        return "dev"
-
-
-_now, _medfairx_version = generated_now, medfairx_version
 
 
 # --- reporter targets (registered by medfairx.default_plugins.reporters) --------------------

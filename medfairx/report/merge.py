@@ -20,9 +20,16 @@ import pandas as pd
 
 from medfairx.errors import ConfigError
 from medfairx.fileio import inside
-from medfairx.metrics.store import StoredRun, UnreadableRunError, iter_runs
-from medfairx.report.bundles import REFUSED, Bundle, BundleError, BundleRun, check_bundle, ids_in_test_split, read_bundle
-from medfairx.runner.store import EPOCHS, PREDICTIONS
+from medfairx.report.bundles import (
+    REFUSED,
+    Bundle,
+    BundleError,
+    BundleRun,
+    check_bundle,
+    ids_in_test_split,
+    read_bundle,
+)
+from medfairx.store import EPOCHS, PREDICTIONS, StoredRun, UnreadableRunError, iter_runs
 
 __all__ = ["RUN_CONFLICT", "RUN_HERE", "SPLIT_MISMATCH", "Board", "gather"]
 
@@ -59,7 +66,7 @@ class Board:
 
     def mark(self, results: pd.DataFrame) -> pd.DataFrame:
         """``results`` with a ``source`` column (``run here`` / ``submitted: <bundle>``)."""
-        out = results.copy()
+        out: pd.DataFrame = results.copy()
         out["source"] = out["method"].astype(str).map(self.sources).fillna(RUN_HERE) if len(out) else []
         return out
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,10 +19,13 @@ import pandas as pd
 from medfairx.report.svgplot import PALETTE, SvgChart, nice_ticks
 from medfairx.stats.cd import Comparison, draw_cd_diagram
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 _XML_PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
 
 
-def _new_figure(width: float, height: float):  # -> matplotlib.figure.Figure
+def _new_figure(width: float, height: float) -> Figure:
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.figure import Figure
 
@@ -30,7 +34,7 @@ def _new_figure(width: float, height: float):  # -> matplotlib.figure.Figure
     return fig
 
 
-def figure_to_svg(fig, salt: str) -> str:
+def figure_to_svg(fig: Figure, salt: str) -> str:
     """Serialise a matplotlib figure to an SVG element string (no XML prologue).
 
     Args:
@@ -158,11 +162,11 @@ def group_bars_svg(
             if g not in sub.index or not np.isfinite(sub.loc[g, "mean"]):
                 continue
             row = sub.loc[g]
-            mean, std = float(row["mean"]), float(row["std"]) if np.isfinite(row["std"]) else 0.0
+            mean, seed_std = float(row["mean"]), float(row["std"]) if np.isfinite(row["std"]) else 0.0
             has_ci = np.isfinite(row["ci_low"]) and np.isfinite(row["ci_high"])
-            lo_, hi_ = (float(row["ci_low"]), float(row["ci_high"])) if has_ci else (mean - std, mean + std)
+            lo_, hi_ = (float(row["ci_low"]), float(row["ci_high"])) if has_ci else (mean - seed_std, mean + seed_std)
             x0 = i - 0.4 + j * bw
-            band = f"95% CI [{lo_:.4f}, {hi_:.4f}]" if has_ci else f"± {std:.4f} (seed std)"
+            band = f"95% CI [{lo_:.4f}, {hi_:.4f}]" if has_ci else f"± {seed_std:.4f} (seed std)"
             chart.rect(x0, x0 + bw * 0.92, max(yt[0], 0.0), mean, color=color, tip=f"{method} · {g}: {mean:.4f}, {band}")
             chart.errorbar(x0 + bw * 0.46, lo_, hi_)
     chart.legend([(m, PALETTE[j % len(PALETTE)]) for j, m in enumerate(methods)], y=chart.height - 8)

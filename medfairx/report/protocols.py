@@ -1,7 +1,7 @@
 """Two analysis pages of a leaderboard: attribute encoding, and protocols side by side.
 
 ``encoding.html`` (and ``encoding.csv``) show the attribute probes of
-:func:`medfairx.analysis.encoding.encoding_table`; each block page shows its own rows.
+:func:`medfairx.report.encoding.encoding_table`; each block page shows its own rows.
 
 ``protocols.html`` puts, for every method run on several catalogue datasets that hold the
 same underlying data (e.g. ``ham10000`` at 32 px with ``tiny_cnn`` end to end, and
@@ -96,7 +96,7 @@ def variant_labels(records: Sequence[dict[str, Any]], catalogue: Any = None) -> 
         try:
             s = catalogue.dataset(d).image_size if catalogue is not None else None
             size = f"{s} px; " if s else ""
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - the size is an optional detail of the label
             pass
         out[d] = f"{d} ({size}{'; '.join(sorted(hows))})"
     return out
@@ -109,7 +109,7 @@ def protocol_comparison(results: pd.DataFrame, records: Sequence[dict[str, Any]]
         One section per (data, method): ``columns`` (variant labels) and ``rows``
         (grouping, group, one cell per column: mean ± sd over seeds, CI).
     """
-    from medfairx.report.leaderboard import ordered_strategies, stat_cell
+    from medfairx.report.render import ordered_strategies, stat_cell
     from medfairx.stats.ranking import seed_means
 
     if results is None or results.empty:
@@ -145,11 +145,15 @@ def protocol_comparison(results: pd.DataFrame, records: Sequence[dict[str, Any]]
 def write_analysis_pages(out_dir: Path, *, suite: str, encoding: pd.DataFrame | None,
                          comparison: Sequence[dict[str, Any]]) -> list[Path]:
     """``encoding.html`` + ``encoding.csv`` (when there are probes) and ``protocols.html`` (when compared)."""
-    from medfairx.report.leaderboard import _medfairx_version, _now
-    from medfairx.report.render import make_environment, render_page
+    from medfairx.report.render import (
+        generated_now,
+        make_environment,
+        medfairx_version,
+        render_page,
+    )
 
     env, written = make_environment(), []
-    common = {"suite": suite, "version": _medfairx_version(), "generated": _now()}
+    common = {"suite": suite, "version": medfairx_version(), "generated": generated_now()}
     if encoding is not None and not encoding.empty:
         atomic_write_csv(out_dir / ENCODING_CSV, encoding)
         written.append(out_dir / ENCODING_CSV)
@@ -173,8 +177,8 @@ def analysis_context(runs: Sequence[Any], results: pd.DataFrame, *, n_boot: int,
         ``encoding`` (the probe table or ``None``), ``comparison`` (sections),
         ``encoding_page`` and ``protocols_page`` (file names, or ``None`` when not written).
     """
-    from medfairx.analysis.encoding import encoding_table
     from medfairx.data.dataset import _catalogue
+    from medfairx.report.encoding import encoding_table
 
     out: dict[str, Any] = {"encoding": None, "comparison": [], "encoding_page": None, "protocols_page": None}
     try:
@@ -186,11 +190,11 @@ def analysis_context(runs: Sequence[Any], results: pd.DataFrame, *, n_boot: int,
         table = encoding_table(runs, catalogue=catalogue, n_boot=n_boot, echo=echo)
         if not table.empty:
             out.update(encoding=table, encoding_page=ENCODING_PAGE)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - the analysis is extra; the board is written without it
         echo(f"warning: attribute encoding not analysed: {type(exc).__name__}: {exc}")
     try:
         out["comparison"] = protocol_comparison(results, [r.record for r in runs], catalogue)
         out["protocols_page"] = PROTOCOLS_PAGE if out["comparison"] else None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - the comparison is extra; the board is written without it
         echo(f"warning: protocol comparison not written: {type(exc).__name__}: {exc}")
     return out

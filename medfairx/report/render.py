@@ -8,8 +8,12 @@ method named ``<script>`` comes out as text. CSS and JS are inlined from
 
 from __future__ import annotations
 
+import datetime as _dt
+import hashlib
 import math
-from functools import lru_cache
+import re
+from collections.abc import Mapping
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -58,7 +62,7 @@ def sort_key(value: Any) -> str:
     return repr(x) if math.isfinite(x) else ""
 
 
-@lru_cache(maxsize=None)
+@cache
 def static_text(name: str) -> str:
     """The text of ``medfairx/report/static/<name>``."""
     return resources.files(TEMPLATE_PACKAGE).joinpath("static").joinpath(name).read_text(encoding="utf-8")
@@ -105,3 +109,66 @@ def inline_svg(svg: str) -> Markup:
     Matplotlib escapes every text it writes, so the SVG carries no markup from user data.
     """
     return Markup(svg)
+
+
+LEFT_OUT = "some groups left out (hover for which)"
+UNDEFINED = "undefined"
+
+
+STRATEGY_ORDER = ("final", "overall", "worst_group", "pareto", "dto")
+
+
+def ordered_strategies(values: Any) -> list[str]:
+    """Distinct strategy names: the trainer's own checkpoint first, then MEDFAIR's."""
+    names = set(map(str, values))
+    return [s for s in STRATEGY_ORDER if s in names] + sorted(names - set(STRATEGY_ORDER))
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of ``text``; a short hash is added when characters were replaced."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("._") or "x"
+    if safe != str(text):
+        safe = f"{safe[:60]}-{hashlib.sha1(str(text).encode()).hexdigest()[:8]}"
+    return safe
+
+
+def _finite(x: Any) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def stat_cell(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Pre-formatted table cell of one seed-aggregated value (None when missing).
+
+    An undefined (NaN) value reads ``undefined``, with its reason (the results table's
+    ``note``) as a tooltip and small text; never as a number.
+    """
+    if row is None:
+        return None
+    note = str(row.get("note") or "")
+    if not _finite(row["mean"]):
+        return {"sort": "", "text": UNDEFINED, "ci": "", "seeds": 0, "note": note or UNDEFINED, "short": note,
+                "undefined": True}
+    text = fmt_num(row["mean"])
+    if _finite(row.get("std")) and int(row.get("n_seeds", 0)) > 1:
+        text += f" ± {fmt_num(row['std'])}"
+    ci = f"[{fmt_num(row['ci_low'])}, {fmt_num(row['ci_high'])}]" if _finite(row.get("ci_low")) else ""
+    return {"sort": sort_key(row["mean"]), "text": text, "ci": ci, "seeds": int(row.get("n_seeds", 0)), "note": note,
+            "short": LEFT_OUT if note else "", "undefined": False}
+
+
+def generated_now() -> str:
+    """The "generated" stamp of a page: the current UTC time to the minute."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def medfairx_version() -> str:
+    """The installed medfairx version shown on every page (``dev`` when not installed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("medfairx")
+    except metadata.PackageNotFoundError:
+        return "dev"

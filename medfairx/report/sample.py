@@ -11,10 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-RESULT_COLUMNS: tuple[str, ...] = (
-    "suite", "dataset", "grouping", "method", "seed", "strategy", "metric", "scope", "group",
-    "value", "ci_low", "ci_high", "n", "prevalence", "higher_is_better", "kind", "task", "threshold", "note",
-)
+from medfairx.contracts import RESULT_COLUMNS
 
 DEFAULT_EFFECTS: dict[str, float] = {"erm": 0.0, "groupdro": 0.02, "fairmix": 0.05, "oracle": 0.1}
 
@@ -67,6 +64,7 @@ def synthetic_results(
             "ci_low": float(value - half), "ci_high": float(value + half), "n": n,
             "prevalence": prev if task == "classification" else np.nan, "higher_is_better": hib,
             "kind": kind, "task": task, "threshold": 0.5 if task == "classification" else np.nan, "note": "",
+            "delong_low": np.nan, "delong_high": np.nan,
         })
 
     for b, (ds, gr) in enumerate(blocks):
@@ -96,9 +94,11 @@ def synthetic_results(
                     if task == "classification":
                         add(ds, gr, m, seed, strat, "ece", "overall", "", 0.1 - eff / 2 + rng.normal(0, noise), False,
                             "calibration", total, prev_all)
-    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    result: pd.DataFrame = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    return result
 
 
 def synthetic_failures(rows: Sequence[tuple[str, str, str, int, str, str]] = ()) -> pd.DataFrame:
     """A failures table (method, dataset, grouping, seed, error_type, error_message)."""
-    return pd.DataFrame(list(rows), columns=["method", "dataset", "grouping", "seed", "error_type", "error_message"])
+    result: pd.DataFrame = pd.DataFrame(list(rows), columns=["method", "dataset", "grouping", "seed", "error_type", "error_message"])
+    return result

@@ -44,7 +44,7 @@ def _metric(task: str) -> str:
 def trial_test_values(store_root: Path) -> dict[str, float]:
     """Run id → overall test metric (AUC / Dice) of each trial's kept checkpoint (for the spread only)."""
     from medfairx.metrics.evaluate import evaluate_run
-    from medfairx.metrics.store import iter_runs
+    from medfairx.store import iter_runs
 
     out: dict[str, float] = {}
     for run in iter_runs(search_root(store_root) / TRIALS_DIR):
@@ -87,8 +87,9 @@ def _short(value: Any) -> str:
 def tuned_results(store_root: Path, strategies: list[str], n_boot: int = 0) -> pd.DataFrame:
     """The results table of the tuned runs: for every (method, dataset, grouping, strategy),
     the runs of the configuration that strategy chose, scored under it."""
-    from medfairx.metrics.evaluate import RESULT_COLUMNS, evaluate_run, load_strategy
-    from medfairx.metrics.store import iter_runs
+    from medfairx.contracts import RESULT_COLUMNS
+    from medfairx.metrics.evaluate import evaluate_run, load_strategy
+    from medfairx.store import iter_runs
 
     selection = read_selection(store_root) or {"units": []}
     wanted: dict[str, set[tuple[str, str]]] = {}  # run id -> {(grouping, strategy)}
@@ -104,9 +105,10 @@ def tuned_results(store_root: Path, strategies: list[str], n_boot: int = 0) -> p
         if not run.ok or not keep:
             continue
         table = evaluate_run(run, fns, None, n_boot, 0, DEFAULT_POLICY)
-        mask = [(g, s) in keep for g, s in zip(table["grouping"], table["strategy"])]
+        mask = [(g, s) in keep for g, s in zip(table["grouping"], table["strategy"], strict=False)]
         tables.append(table[mask])
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=RESULT_COLUMNS)
+    result: pd.DataFrame = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(RESULT_COLUMNS))
+    return result
 
 
 def rank_views(defaults: pd.DataFrame, tuned: pd.DataFrame, metric: str, strategies: list[str]) -> list[dict[str, Any]]:
@@ -148,7 +150,7 @@ def write_search_page(store_root: Path, out_dir: Path, results: pd.DataFrame, *,
     views = rank_views(results, tuned, metric, strategies) if len(results) and len(tuned) else []
     csv = out_dir / SEARCH_CSV
     budget.to_csv(csv, index=False)
-    from medfairx.report.leaderboard import generated_now, medfairx_version
+    from medfairx.report.render import generated_now, medfairx_version
 
     page = render_page(make_environment(), "search.html", out_dir / SEARCH_PAGE, suite=suite,
                        version=medfairx_version(), generated=generated_now(),

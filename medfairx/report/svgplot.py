@@ -102,26 +102,26 @@ class SvgChart:
     def axes(self, *, title: str, xlabel: str, ylabel: str, xticks: Sequence[float] | None,
              yticks: Sequence[float], xticklabels: Sequence[tuple[float, str]] = ()) -> None:
         """Frame, grid, ticks and labels."""
-        l, r = self.left, self.width - self.right
+        x0, r = self.left, self.width - self.right
         t, b = self.top, self.height - self.bottom
         for y in yticks:
             py = self.sy(y)
-            self.parts.append(f'<line x1="{l}" y1="{py:.1f}" x2="{r}" y2="{py:.1f}" stroke="#e3e3e3"/>')
-            self.text(l - 6, py + 4, _fmt(y), anchor="end", size=10)
+            self.parts.append(f'<line x1="{x0}" y1="{py:.1f}" x2="{r}" y2="{py:.1f}" stroke="#e3e3e3"/>')
+            self.text(x0 - 6, py + 4, _fmt(y), anchor="end", size=10)
         for x in xticks or ():
             px = self.sx(x)
             self.parts.append(f'<line x1="{px:.1f}" y1="{t}" x2="{px:.1f}" y2="{b}" stroke="#e3e3e3"/>')
             self.text(px, b + 14, _fmt(x), size=10)
         for x, label in xticklabels:
             self.text(self.sx(x), b + 14, label, size=10)
-        self.parts.append(f'<rect x="{l}" y="{t}" width="{r - l}" height="{b - t}" fill="none" stroke="#888"/>')
+        self.parts.append(f'<rect x="{x0}" y="{t}" width="{r - x0}" height="{b - t}" fill="none" stroke="#888"/>')
         self.text(self.width / 2, 18, title, size=12)
-        self.text((l + r) / 2, b + 32, xlabel)
+        self.text((x0 + r) / 2, b + 32, xlabel)
         self.text(14, (t + b) / 2, ylabel, rotate=-90)
 
     def legend(self, items: Sequence[tuple[str, str]], *, y: float) -> None:
         """A one-line legend of (label, colour) at pixel row ``y``."""
-        x = self.left
+        x: float = self.left
         for label, color in items:
             self.parts.append(f'<rect x="{x:.1f}" y="{y - 9:.1f}" width="10" height="10" fill="{color}"/>')
             self.text(x + 14, y, label, anchor="start", size=10)

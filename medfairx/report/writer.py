@@ -46,8 +46,8 @@ def method_info(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def provenance(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Versions, dataset revisions, seeds and devices behind a leaderboard."""
-    from medfairx import __version__
     from medfairx.plugins import get_host
+    from medfairx.version import __version__
 
     host = get_host()
     return {
@@ -73,22 +73,23 @@ def _devices_by_method(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"devices_by_method": {m: dict(sorted(d.items())) for m, d in sorted(out.items())}}
 
 
-def write_cards(records: list[dict[str, Any]], out_dir: Path, *, suite: str,
+def write_cards(records: list[dict[str, Any]], out_dir: Path, *, suite: str, stores: Sequence[Path],
                 echo: Callable[[str], None] = print) -> list[tuple[str, str]]:
-    """Data card pages of the datasets in ``records`` (current catalogue); never raises.
+    """Data card pages of the datasets in ``records``, from the cards the ``stores`` recorded; never raises.
 
     Returns:
         ``(dataset, file name)`` per page written, for the index links.
     """
     try:
         from medfairx.report.datacards import write_data_cards
+        from medfairx.store import read_data_cards
 
         names = sorted({str(r["dataset"]) for r in records if r.get("dataset")})
         recorded = {d: {"revisions": {r.get("dataset_revision") for r in records if r.get("dataset") == d},
                         "split_hashes": {r.get("split_hash") for r in records if r.get("dataset") == d}}
                     for d in names}
-        pages = write_data_cards(None, names, out_dir, suite=suite, recorded=recorded)
-        return [(d, p.name) for d, p in zip(names, pages)]
+        pages = write_data_cards(None, names, out_dir, stored=read_data_cards(stores), suite=suite, recorded=recorded)
+        return [(d, p.name) for d, p in zip(names, pages, strict=False)]
     except Exception as exc:  # noqa: BLE001 - data cards are extra; the leaderboard must still be written
         echo(f"warning: data cards not written: {type(exc).__name__}: {exc}")
         return []
@@ -145,7 +146,12 @@ def write_report(runs_dir: Path | Sequence[Path], out_dir: Path, *, suite: str |
         ConfigError: the store has no runs, a pattern matches nothing registered, or the
             stores disagree on a dataset's revision or split, or on a run's contents.
     """
-    from medfairx.metrics.evaluate import collect_failures, evaluate_runs, registered_metrics, registered_strategies
+    from medfairx.metrics.evaluate import (
+        collect_failures,
+        evaluate_runs,
+        registered_metrics,
+        registered_strategies,
+    )
     from medfairx.plugins import get_host
     from medfairx.report.leaderboard import write_root_index
     from medfairx.report.merge import gather
@@ -172,13 +178,17 @@ def write_report(runs_dir: Path | Sequence[Path], out_dir: Path, *, suite: str |
             info["source"] = board.sources.get(name, "")
     context = {"suite": suite, "failures": collect_failures(board.runs), "methods": methods,
                "provenance": {**provenance(board.records), **board.provenance()}, "submissions": board.submissions,
-               "data_cards": write_cards(records, out_dir, suite=suite, echo=echo)}
+               "data_cards": write_cards(records, out_dir, suite=suite, stores=stores, echo=echo)}
     from medfairx.report.search import SEARCH_PAGE, write_search_page
     from medfairx.runner.search import read_selection
 
     searched = next((s for s in stores if read_selection(s) is not None), None)
     context["search_page"] = SEARCH_PAGE if searched is not None else None
-    from medfairx.report.external import EXTERNAL_PAGE, external_results, write_external_report
+    from medfairx.report.external import (
+        EXTERNAL_PAGE,
+        external_results,
+        write_external_report,
+    )
 
     external = external_results(board.runs, n_boot=n_boot, metrics=None if metrics is None else metric_names)
     context["external_page"] = EXTERNAL_PAGE if len(external) else None

@@ -6,20 +6,22 @@ import dataclasses
 import difflib
 import inspect
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from medfairx.contracts import RunSpec
 from medfairx.errors import ConfigError
 from medfairx.plugins import PluginHost
 from medfairx.runner.execute import Echo, SweepResult
 from medfairx.runner.executors import LocalExecutor, SweepJob
 from medfairx.runner.lock import StoreLock
-from medfairx.runner.plan import Plan, RunSpec, plan_runs
+from medfairx.runner.plan import Plan, plan_runs
 from medfairx.runner.progress import emit
-from medfairx.runner.store import RunStore
+from medfairx.store import RunStore, write_data_card
 
 
 class BenchInterrupted(KeyboardInterrupt):
@@ -116,7 +118,7 @@ def check_names(catalogue: Any, opts: BenchOptions, host: PluginHost) -> None:
             continue
         if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values()):
             continue  # takes any keyword: nothing to check
-        allowed = cls._param_names()
+        allowed = cls.param_names()
         problems += [_unknown(f"hyper-parameter of {name}", p, allowed, listed=True) for p in params if p not in allowed]
     if problems:
         raise ConfigError(
@@ -156,10 +158,14 @@ def interrupted_summary(store: RunStore, plan: Plan, todo: list[RunSpec]) -> str
     )
 
 
-def prepare(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo) -> tuple[Plan, dict[str, Any]]:
-    """Load the suite's datasets and plan its runs."""
-    from medfairx.data import load_dataset
+def prepare(catalogue: Any, opts: BenchOptions, host: PluginHost,
+            echo: Echo) -> tuple[Plan, dict[str, Any], dict[str, dict[str, Any]]]:
+    """Load the suite's datasets and plan its runs.
 
+    Returns:
+        ``(plan, datasets, data cards)``: the datasets as the runs see them, and the card of
+        every dataset loaded (:func:`medfairx.data.dataset.data_card`).
+    """
     suite = _suite(catalogue, opts)
     ds_names = _pick(opts.datasets, list(suite.datasets), "dataset", f"suite {opts.suite!r}")
     from medfairx.runner.protocols import KNN_METHODS, apply_protocol
@@ -169,6 +175,7 @@ def prepare(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo) ->
     wanted = opts.methods or suite.methods or default
     method_specs = [methods_reg.get(m) for m in wanted]
     loaded: dict[str, Any] = {}
+    cards: dict[str, dict[str, Any]] = {}
     ds_info: dict[str, dict[str, Any]] = {}
     external: dict[str, dict[str, Any]] = {}
     for name in ds_names:
@@ -176,7 +183,7 @@ def prepare(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo) ->
         if not groupings:
             continue
         echo(f"loading dataset {name} ...")
-        ds = load_dataset(catalogue, name)
+        ds = _load_recorded(catalogue, name, cards)
         loaded[name] = ds
         n_groups = {}
         for g in groupings:
@@ -196,7 +203,7 @@ def prepare(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo) ->
         }
         from medfairx.runner.external import plan_external
 
-        external[name] = plan_external(suite, ds, lambda n: _load_once(catalogue, n, loaded, echo))
+        external[name] = plan_external(suite, ds, lambda n: _load_once(catalogue, n, loaded, cards, echo))
         loaded[name], extra = apply_protocol(suite, ds, catalogue.cache_path, echo=echo)
         ds_info[name].update(extra)
     recipe = dict(suite.recipe or {})
@@ -204,7 +211,7 @@ def prepare(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo) ->
         recipe["epochs"] = opts.epochs
 
     def versions_of(spec: Any) -> dict[str, str | None]:
-        from medfairx import __version__
+        from medfairx.version import __version__
 
         origin = methods_reg.origin(spec.name)
         return {"medfairx": __version__, "plugin": origin.dist, "plugin_version": origin.version}
@@ -225,17 +232,30 @@ def prepare(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo) ->
         dataclasses.replace(r, save_state=opts.save_state, amp=opts.amp, compile=opts.compile,
                             external=external.get(r.dataset, {})) for r in plan.runs
     ]
-    return plan, loaded
+    return plan, loaded, cards
 
 
-def _load_once(catalogue: Any, name: str, loaded: dict[str, Any], echo: Echo) -> Any:
+def _load_once(catalogue: Any, name: str, loaded: dict[str, Any], cards: dict[str, dict[str, Any]], echo: Echo) -> Any:
     """Catalogue dataset ``name``, loaded once per sweep (external test sets)."""
     if name not in loaded:
-        from medfairx.data import load_dataset
-
         echo(f"loading external dataset {name} ...")
-        loaded[name] = load_dataset(catalogue, name)
+        loaded[name] = _load_recorded(catalogue, name, cards)
     return loaded[name]
+
+
+def _load_recorded(catalogue: Any, name: str, cards: dict[str, dict[str, Any]]) -> Any:
+    """Load dataset ``name`` and keep its data card (with the warnings loading raised, which
+    are shown as usual) in ``cards``, for the store."""
+    from medfairx.data.dataset import data_card, load_dataset
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset = load_dataset(catalogue, name)
+    shown = {(w.category, str(w.message)): w for w in caught}  # each distinct warning once
+    for w in shown.values():
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    cards[name] = data_card(dataset, [str(w.message) for w in caught])
+    return dataset
 
 
 def run_bench(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo, *, verbose: bool = False) -> SweepResult:
@@ -251,7 +271,9 @@ def run_bench(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo, 
 
 def _run_locked(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo, store: RunStore, t0: float, *,
                 verbose: bool) -> SweepResult:
-    plan, datasets = prepare(catalogue, opts, host, echo)
+    plan, datasets, cards = prepare(catalogue, opts, host, echo)
+    for name, card in cards.items():  # the data as this sweep found them, for the report's data cards
+        write_data_card(store.root, name, card)
     from medfairx.runner import search
 
     search_cfg = search.search_config(_suite(catalogue, opts), opts.trials, opts.sampler)
@@ -276,7 +298,8 @@ def _run_locked(catalogue: Any, opts: BenchOptions, host: PluginHost, echo: Echo
     job = SweepJob(catalogue.path, store.root, todo, verbose=verbose)
     if opts.jobs is None:
         opts.jobs = catalogue.suites[opts.suite].jobs
-    executor = LocalExecutor(datasets, host) if opts.executor == "local" and (opts.jobs or 1) <= 1 and not opts.devices and not opts.executor_options else make_executor(host, opts)
+    in_process = opts.executor == "local" and (opts.jobs or 1) <= 1 and not opts.devices and not opts.executor_options
+    executor = LocalExecutor(datasets, host) if in_process else make_executor(host, opts)
     try:
         ran = executor.run(job, echo)
     except KeyboardInterrupt:
@@ -306,7 +329,12 @@ def add_groupings(store: RunStore, spec: RunSpec, dataset: Any) -> bool:
     Predictions are per sample, so a new grouping needs no retraining: its labels are
     joined on ``sample_id`` and ``run.json`` lists it. Returns whether anything changed.
     """
-    from medfairx.runner.store import EPOCHS, PREDICTIONS, atomic_write_json, atomic_write_parquet
+    from medfairx.store import (
+        EPOCHS,
+        PREDICTIONS,
+        atomic_write_json,
+        atomic_write_parquet,
+    )
 
     record = store.record(spec.run_id) or {}
     new = [g for g in spec.groupings if g not in record.get("groupings", [])]

@@ -21,13 +21,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medfairx.contracts import RunSpec, TaskData, TrainRecipe
+from medfairx.data.prompts import attach_prompts, needs_prompts
 from medfairx.fileio import open_new_text
-from medfairx.methods.base import RunContext, TaskData, TrainRecipe, check_finite_scores
+from medfairx.methods.base import RunContext, check_finite_scores
 from medfairx.metrics.basic import dice_iou_per_sample
 from medfairx.metrics.surface import surface_metrics_per_sample
-from medfairx.prompts import attach_prompts, needs_prompts
-from medfairx.runner.plan import RunSpec
-from medfairx.runner.store import LOG, RunStore
+from medfairx.runner.epochs import epoch_recorder, epochs_frame
+from medfairx.store import LOG, RunStore
 
 Echo = Callable[[str], None]
 
@@ -94,11 +95,11 @@ def predictions_frame(
     """Per-sample rows for one split: ids, attributes, group labels, and scores (classification)
     or Dice, IoU, loss, HD95, NSD and boundary-error share (segmentation; in pixels, see
     :mod:`medfairx.metrics.surface`). For volumes segmented from slice-wise ``prompts``
-    (:class:`medfairx.prompts.PromptSet`) also ``slice_dice``: the Dice of the prompted slices
+    (:class:`medfairx.data.prompts.PromptSet`) also ``slice_dice``: the Dice of the prompted slices
     alone, stacked (unprompted slices are predicted empty, which the volume Dice rewards)."""
     meta = dataset.split_metadata(split)
     ids = truth.sample_ids
-    frame = pd.DataFrame({"run_id": spec.run_id, "split": split, "sample_id": ids})
+    frame: pd.DataFrame = pd.DataFrame({"run_id": spec.run_id, "split": split, "sample_id": ids})
     for col in meta.columns:
         if col != "label":
             frame[col] = meta.loc[ids, col].to_numpy()
@@ -112,6 +113,7 @@ def predictions_frame(
         for k in range(num_classes):
             frame[f"score_{k}"] = scores[:, k].astype(np.float64)
     else:
+        assert truth.labels is not None, "evaluated splits carry their masks"
         pred = scores.argmax(axis=1)
         dice, iou = dice_iou_per_sample(pred, truth.labels, num_classes)
         frame["dice"], frame["iou"] = dice, iou
@@ -134,24 +136,6 @@ def _prompted_slice_dice(pred: np.ndarray, true: np.ndarray, prompts: Any, num_c
     return out
 
 
-def epochs_frame(history: list[dict[str, Any]], base: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per-epoch val/test scores recorded by the trainer (classification), for selection."""
-    parts = []
-    for entry in history:
-        for split, probs in (entry.get("predictions") or {}).items():
-            if split not in base:
-                continue
-            f = base[split].copy()
-            f.insert(0, "epoch", int(entry["epoch"]))
-            probs = np.asarray(probs)
-            if "score" in f:
-                f["score"] = probs[:, 1]
-            for k in range(probs.shape[1]):
-                f[f"score_{k}"] = probs[:, k]
-            parts.append(f)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
 def execute_run(
     spec: RunSpec,
     dataset: Any,
@@ -169,7 +153,7 @@ def execute_run(
     ``external`` maps the dataset names of ``spec.external`` to loaded datasets
     (:mod:`medfairx.runner.external`); the trained model predicts their splits too.
     """
-    from medfairx import __version__
+    from medfairx.version import __version__
 
     run_dir = store.run_dir(spec.run_id)
     log = RunLog(run_dir / LOG, echo)
@@ -212,7 +196,7 @@ def execute_run(
                 spatial_dims=card.spatial_dims,
                 image_size=tuple(train.images.shape[2:]),
                 seed=spec.seed,
-                device=device,
+                device=device,  # type: ignore[arg-type]  # RunContext.device is annotated str; methods receive the torch.device
                 backbone=spec.backbone,
                 backbone_kwargs=dict(spec.protocol.get("backbone_kwargs") or {}),
                 recipe=recipe,
@@ -220,7 +204,6 @@ def execute_run(
                 amp=spec.amp,
                 compile=spec.compile,
                 log=log,
-                eval_sets=masked if card.task == "classification" else {},
                 progress=progress,
                 on_epoch=None if hook is None else (
                     lambda rec: hook.epoch_finished(run=spec, epoch=rec["epoch"], metrics=rec)),
@@ -232,10 +215,15 @@ def execute_run(
                 config = method.prompt_config()
                 masked = {s: attach_prompts(d, truth[s], config, seed=spec.seed) for s, d in masked.items()}
                 record["prompts"] = masked["test"].prompts.describe()
+            selectable = card.task == "classification" and method.epochs_are_checkpoints
+            # Per-epoch val/test scores for after-the-fact selection: the observer keeps the
+            # masked splits to itself, so fit never receives test data.
+            ctx.observe_epoch, epoch_records = (
+                epoch_recorder(masked, method=spec.method) if selectable else (None, []))
             log(f"{spec.method} on {spec.dataset} (grouping={spec.train_grouping or 'none'}) seed={spec.seed} device={device}")
             method.fit(train, val, ctx)
             if spec.save_state:  # for `medfairx cka` and later re-use of the trained model
-                from medfairx.analysis.state import STATE_FILE, save_state
+                from medfairx.runner.state import STATE_FILE, save_state
 
                 save_state(method, ctx, run_dir / STATE_FILE)
                 record["state_file"] = STATE_FILE
@@ -256,15 +244,14 @@ def execute_run(
                     method, ctx, spec, sources, predict_grouping=g_pred, frame_of=predictions_frame,
                     check=check_finite_scores)))
             predictions = pd.concat(frames.values(), ignore_index=True)
-            selectable = card.task == "classification" and method.epochs_are_checkpoints
-            epochs = epochs_frame(ctx.history, frames) if selectable else None
+            epochs = epochs_frame(epoch_records, frames) if selectable else None
             record.update(
                 status="ok",
                 selected_epoch=getattr(method, "selected_epoch_", None),
                 epochs_trained=getattr(method, "epochs_trained_", None),
-                history=[{k: v for k, v in h.items() if k != "predictions"} for h in ctx.history],
+                history=list(ctx.history),
             )
-        except BaseException as exc:  # noqa: BLE001 - a failing run is recorded, the sweep goes on
+        except BaseException as exc:  # a failing run is recorded, the sweep goes on
             if isinstance(exc, KeyboardInterrupt):
                 log.close()
                 raise

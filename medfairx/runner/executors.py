@@ -9,16 +9,15 @@ the catalogue path, the store folder and the run specs.
 from __future__ import annotations
 
 import warnings
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from medfairx.contracts import RunSpec
 from medfairx.plugins import PluginHost
 from medfairx.runner.execute import Echo, SweepResult, _now, execute_run
-from medfairx.runner.plan import RunSpec
 from medfairx.runner.progress import emit
-from medfairx.runner.store import RunStore
+from medfairx.store import RunStore
 
 
 @dataclass
@@ -113,7 +112,7 @@ def record_lost_run(
     Returns:
         The record written (what :func:`report_record` expects).
     """
-    from medfairx import __version__
+    from medfairx.version import __version__
 
     now = _now()
     record: dict[str, Any] = {

@@ -16,7 +16,7 @@ from medfairx.errors import MedfairxError
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no lock, as before
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # off POSIX there is no fcntl; callers check for None
 
 LOCK_FILE = ".bench.lock"
 

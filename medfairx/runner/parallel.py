@@ -33,10 +33,16 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from medfairx.contracts import RunSpec
 from medfairx.errors import ConfigError
 from medfairx.runner.execute import Echo, SweepResult, _now
-from medfairx.runner.executors import RUN_ONE_PLANNED, SweepJob, describe_run, record_lost_run, report_record
-from medfairx.runner.plan import RunSpec
+from medfairx.runner.executors import (
+    RUN_ONE_PLANNED,
+    SweepJob,
+    describe_run,
+    record_lost_run,
+    report_record,
+)
 from medfairx.runner.progress import emit
 
 #: Error type recorded for a run whose worker process died.
@@ -259,7 +265,7 @@ class ParallelExecutor:
 
     def _start(self, slot: WorkerSlot, job: SweepJob) -> _Worker:
         parent_conn, child_conn = self.ctx.Pipe(duplex=True)
-        proc = self.ctx.Process(
+        proc = self.ctx.Process(  # type: ignore[attr-defined]  # typeshed's BaseContext lacks Process; every concrete context has it
             target=_worker_main,
             args=(child_conn, slot.env, slot.run_device, self.run_fn, job.catalogue_path, job.store_root, job.verbose),
             name=f"medfairx-{slot.label}",
@@ -313,8 +319,7 @@ class ParallelExecutor:
             while queue or any(w is not None and w.current is not None for w in workers):
                 for k in range(n_workers):
                     w = workers[k]
-                    idle = w is not None and w.current is None
-                    if idle and (not queue or self._exhausted(w) or not w.process.is_alive()):
+                    if w is not None and w.current is None and (not queue or self._exhausted(w) or not w.process.is_alive()):
                         self._stop(w)
                         w = workers[k] = None
                     if w is None and queue:
@@ -332,7 +337,8 @@ class ParallelExecutor:
                     if rec is None:
                         continue
                     finished += 1
-                    pos, spec, _, _ = w.current  # type: ignore[misc]
+                    assert w.current is not None, "a busy worker holds its run"
+                    pos, spec, _, _ = w.current
                     w.current = None
                     echo(f"[{finished}/{total}] {describe_run(spec)} ({w.slot.label})")
                     report_record(rec, job.store_root, result, echo, worker=w.slot.label)
@@ -363,7 +369,8 @@ class ParallelExecutor:
                     continue
                 w.runs_done += 1
                 if kind == "done":
-                    return payload
+                    record: dict[str, Any] = payload
+                    return record
                 return record_lost_run(
                     spec, job.store_root, error_type=payload["type"], message=payload["message"],
                     traceback=payload["traceback"], started=started, device=w.slot.run_device,

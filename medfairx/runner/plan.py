@@ -6,11 +6,10 @@ grouping; group-aware methods train once per (method, dataset, grouping, seed).
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
+from medfairx.contracts import RunSpec
 from medfairx.data.groupings import too_few_groups
 from medfairx.errors import ConfigError
 from medfairx.specs import MethodSpec
@@ -19,58 +18,6 @@ GROUPING_NOT_PLANNED = ("dataset {dataset!r}: {problem}, so no between-group met
                         "(`medfairx datasets check {dataset}` shows its groups: fix its `map`, `bins` or "
                         "`min_group_size`, or leave it out of the suite).")
 DATASET_NOT_PLANNED = "dataset {dataset!r}: no grouping with at least two groups is left; no run is planned on it."
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One training run and where its results go."""
-
-    suite: str
-    method: str
-    dataset: str
-    seed: int
-    train_grouping: str | None
-    groupings: tuple[str, ...]
-    params: dict[str, Any] = field(default_factory=dict, hash=False)
-    params_mode: str = "default"
-    backbone: str = "tiny_cnn"
-    recipe: dict[str, Any] = field(default_factory=dict, hash=False)
-    device: str = "auto"
-    dataset_revision: str = ""
-    split_hash: str = ""
-    versions: dict[str, str | None] = field(default_factory=dict, hash=False)
-    save_state: bool = False
-    amp: bool = True
-    compile: bool = False
-    #: ``{}`` for end-to-end training on a plain backbone; else the protocol record: name,
-    #: encoder, weights sha256, preprocessing, embedding-cache key (frozen protocols)
-    protocol: dict[str, Any] = field(default_factory=dict, hash=False)
-    #: external test sets: split name (``external:<dataset>``) → {"dataset", "split", "groupings"};
-    #: scored after training, so not part of the run id
-    external: dict[str, Any] = field(default_factory=dict, hash=False)
-
-    def identity(self) -> dict[str, Any]:
-        """What the run id hashes: everything that changes the trained model."""
-        d = asdict(self)
-        for k in ("suite", "groupings", "device", "save_state", "amp", "compile", "external"):
-            d.pop(k)
-        if not d["protocol"]:
-            d.pop("protocol")  # runs without one keep the ids they had before protocols existed
-        return d
-
-    @property
-    def run_id(self) -> str:
-        """Readable, stable id: ``<method>-<dataset>-<grouping|all>-s<seed>-<hash>``."""
-        blob = json.dumps(self.identity(), sort_keys=True, default=str).encode()
-        digest = hashlib.sha256(blob).hexdigest()[:10]
-        return f"{self.method}-{self.dataset}-{self.train_grouping or 'all'}-s{self.seed}-{digest}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (stored in run.json)."""
-        d = asdict(self)
-        d["groupings"] = list(self.groupings)
-        d["run_id"] = self.run_id
-        return d
 
 
 @dataclass

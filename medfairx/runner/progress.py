@@ -4,7 +4,7 @@ Executors report through their ``echo`` callable: log lines, plus events (:func:
 that an echo may understand: ``planned`` (runs planned, runs reused from the store),
 ``sweep`` (runs to do, workers), ``run_started`` / ``epoch`` / ``run_finished`` (per
 worker), and ``embedding`` (images encoded of a dataset, from
-:func:`medfairx.data.embeddings.embed_dataset`). A plain callable (``print``, a list's
+:func:`medfairx.methods.embedding.embed_dataset`). A plain callable (``print``, a list's
 ``append``) ignores the events.
 
 * :class:`LiveDisplay` (a terminal, ``CI`` unset): log lines scroll above a tqdm bar of runs

@@ -1,7 +1,7 @@
 """Protocols: how a suite's encoder is used — end to end (``finetune``) or frozen (``linear_probe``, ``knn``).
 
 Under a frozen protocol the encoder runs once per (dataset, encoder, weights, preprocessing)
-(:func:`medfairx.data.embeddings.embed_dataset`, cached), and every method trains on a
+(:func:`medfairx.methods.embedding.embed_dataset`, cached), and every method trains on a
 dataset whose "images" are the feature vectors, with the suite's feature head
 (``backbones.classification``: ``linear`` by default, or ``mlp``) through the usual Method
 API and training loop. Methods whose tags say they need pixels (``inputs=("images",)``) are
@@ -13,8 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medfairx.data.embeddings import FROZEN_PROTOCOLS, EncoderChoice, H5EmbeddingCache, Embeddings, embed_dataset, frozen_dataset
+from medfairx.data.embeddings import (
+    FROZEN_PROTOCOLS,
+    Embeddings,
+    EncoderChoice,
+    H5EmbeddingCache,
+    frozen_dataset,
+)
 from medfairx.errors import DataError
+from medfairx.methods.embedding import build_encoder, embed_dataset
 
 #: Methods a ``knn`` suite runs when it names none.
 KNN_METHODS = ("knn",)
@@ -33,8 +40,6 @@ def apply_protocol(suite: Any, dataset: Any, cache_dir: str | Path, *, echo: Any
         if suite.encoder is None or dataset.card.task != "classification":
             return dataset, {}
         choice = EncoderChoice.from_config(suite.encoder)
-        from medfairx.data.embeddings import build_encoder
-
         _, info = build_encoder(dataset, choice)
         record = {"name": "finetune", "encoder": info["name"], "pretrained": info["pretrained"],
                   "weights_sha256": info["weights_sha256"], "preprocessing": info["preprocessing"],

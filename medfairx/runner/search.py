@@ -38,10 +38,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medfairx.contracts import RunSpec
 from medfairx.errors import ConfigError
 from medfairx.runner.execute import Echo, SweepResult
-from medfairx.runner.plan import RunSpec
-from medfairx.runner.store import EPOCHS, PREDICTIONS, SEARCH_DIR, SEARCH_STORES, RunStore, atomic_write_json
+from medfairx.store import (
+    EPOCHS,
+    PREDICTIONS,
+    SEARCH_DIR,
+    SEARCH_STORES,
+    RunStore,
+    atomic_write_json,
+)
 
 TRIALS_DIR, TUNED_DIR = SEARCH_STORES
 STUDY_FILE = "study.journal"
@@ -120,7 +127,11 @@ def _optuna() -> Any:
 
 
 def _distribution(dist: Any) -> Any:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     from medfairx.specs import Choice, IntRange, LogUniform
 
@@ -175,7 +186,8 @@ def _kept_val(run_dir: Path, strategy: Callable[..., Any] | None, task: str, col
         if history is not None and len(history):
             epoch = strategy(history, task=task, group_column=column)
             if epoch is not None:
-                return history[history["epoch"] == epoch].drop(columns="epoch")
+                result: pd.DataFrame = history[history["epoch"] == epoch].drop(columns="epoch")
+                return result
     frame = _val_rows(run_dir, PREDICTIONS, cache)
     if frame is None:
         raise ConfigError(f"{run_dir}: no {PREDICTIONS}; the trial cannot be scored.")
@@ -213,7 +225,8 @@ def objective_value(run_dir: Path, *, task: str, groupings: tuple[str, ...], obj
 def candidates_history(candidates: list[tuple[int, Path, float]], task: str) -> pd.DataFrame:
     """The validation predictions of every candidate's kept checkpoint, ``epoch = trial number``
     (what :func:`choose` hands a strategy; build it once for many strategies and groupings)."""
-    return pd.concat([_kept_val(d, None, task, None).assign(epoch=n) for n, d, _ in candidates], ignore_index=True)
+    result: pd.DataFrame = pd.concat([_kept_val(d, None, task, None).assign(epoch=n) for n, d, _ in candidates], ignore_index=True)
+    return result
 
 
 def choose(candidates: list[tuple[int, Path, float]], *, task: str, grouping: str | None,
@@ -278,7 +291,8 @@ def _tell_finished(study: Any, unit: SearchUnit, trial: Any, spec: RunSpec, stor
 
 def _budget(unit: SearchUnit, ctx: SearchContext) -> int:
     """Trials of one study: ``trials`` (failed ones included), fewer when a grid is smaller."""
-    return ctx.config.trials if ctx.config.sampler != "grid" else min(ctx.config.trials, grid_size(unit.space))
+    result: int = ctx.config.trials if ctx.config.sampler != "grid" else min(ctx.config.trials, grid_size(unit.space))
+    return result
 
 
 def cost_line(units: list[SearchUnit], ctx: SearchContext) -> str:
@@ -440,7 +454,8 @@ def read_selection(store_root: Path) -> dict[str, Any] | None:
     path = search_root(store_root) / SELECTION_FILE
     if not path.is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    result: dict[str, Any] | None = json.loads(path.read_text(encoding="utf-8"))
+    return result
 
 
 # --- the hook ``medfairx bench`` calls ----------------------------------------------------

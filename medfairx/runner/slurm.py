@@ -28,11 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medfairx.contracts import RunSpec
 from medfairx.errors import ConfigError
 from medfairx.runner.execute import Echo, SweepResult, _now
-from medfairx.runner.executors import RUN_ONE_PLANNED, SweepJob, describe_run, record_lost_run, report_record
-from medfairx.runner.plan import RunSpec
-from medfairx.runner.store import RunStore, atomic_write_json
+from medfairx.runner.executors import (
+    RUN_ONE_PLANNED,
+    SweepJob,
+    describe_run,
+    record_lost_run,
+    report_record,
+)
+from medfairx.store import RunStore, atomic_write_json
 
 #: Options accepted through ``--executor-option`` (plus any ``slurm_*`` submitit option).
 SLURM_OPTIONS = (
@@ -75,7 +81,8 @@ def run_planned_job(
     try:
         from medfairx.specs import resolve_target
 
-        return resolve_target(run_fn)(spec, catalogue_path, Path(store_root))
+        result: dict[str, Any] = resolve_target(run_fn)(spec, catalogue_path, Path(store_root))
+        return result
     except Exception as exc:  # noqa: BLE001 - recorded, so the sweep can report it
         return record_lost_run(
             spec, Path(store_root), error_type=type(exc).__name__, message=str(exc),
@@ -303,7 +310,7 @@ class SlurmExecutor:
             n = len(todo)
             jobs = ex.map_array(run_planned_job, todo, [job.catalogue_path] * n, [root] * n, [self.run_fn] * n)
             now = _now()
-            for spec, j in zip(todo, jobs):
+            for spec, j in zip(todo, jobs, strict=False):
                 sub = Submission(spec.run_id, str(j.job_id), self.cluster, str(folder), now)
                 submitted[spec.run_id] = sub
                 tracked.append(_Tracked(spec, sub, j))
@@ -377,7 +384,8 @@ def _safe_state(job: Any) -> str:
 
 def _safe_exception(job: Any) -> BaseException | None:
     try:
-        return job.exception()
+        result: BaseException | None = job.exception()
+        return result
     except Exception as err:  # noqa: BLE001 - describing a failure must not fail
         return err
 

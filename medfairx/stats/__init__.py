@@ -8,7 +8,12 @@ pairwise tests as the alternative table. See ``docs/methods.md`` §8.5.
 
 from __future__ import annotations
 
-from medfairx.stats.cd import NON_INDEPENDENCE, Comparison, compare_methods, draw_cd_diagram
+from medfairx.stats.cd import (
+    NON_INDEPENDENCE,
+    Comparison,
+    compare_methods,
+    draw_cd_diagram,
+)
 from medfairx.stats.posthoc import (
     FriedmanResult,
     critical_difference,
@@ -18,7 +23,13 @@ from medfairx.stats.posthoc import (
     q_alpha,
     wilcoxon_holm,
 )
-from medfairx.stats.ranking import BlockMatrix, average_ranks, block_matrix, rank_within_blocks, seed_means
+from medfairx.stats.ranking import (
+    BlockMatrix,
+    average_ranks,
+    block_matrix,
+    rank_within_blocks,
+    seed_means,
+)
 
 __all__ = [
     "NON_INDEPENDENCE",

@@ -8,8 +8,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from medfairx.stats.posthoc import FriedmanResult, critical_difference, friedman_test, nemenyi, wilcoxon_holm
-from medfairx.stats.ranking import BlockMatrix, average_ranks, block_matrix, rank_within_blocks
+from medfairx.stats.posthoc import (
+    FriedmanResult,
+    critical_difference,
+    friedman_test,
+    nemenyi,
+    wilcoxon_holm,
+)
+from medfairx.stats.ranking import (
+    BlockMatrix,
+    average_ranks,
+    block_matrix,
+    rank_within_blocks,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

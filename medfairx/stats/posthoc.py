@@ -93,7 +93,7 @@ def nemenyi(matrix: pd.DataFrame) -> pd.DataFrame:
     import scikit_posthocs as sp
 
     data = pd.DataFrame(matrix.to_numpy(dtype=np.float64), columns=list(matrix.columns))
-    out = sp.posthoc_nemenyi_friedman(data)
+    out: pd.DataFrame = sp.posthoc_nemenyi_friedman(data)
     out.index = list(matrix.columns)
     out.columns = list(matrix.columns)
     return out
@@ -154,7 +154,7 @@ def wilcoxon_holm(matrix: pd.DataFrame, higher_is_better: bool, alpha: float = 0
         md = float(np.mean(diff)) if diff.size else float("nan")
         better = "" if not np.isfinite(md) or md == 0 else (a if (md > 0) == higher_is_better else b)
         rows.append({"method_a": a, "method_b": b, "mean_diff": md, "better": better, "statistic": stat, "p_value": p})
-    out = pd.DataFrame(rows, columns=["method_a", "method_b", "mean_diff", "better", "statistic", "p_value"])
+    out: pd.DataFrame = pd.DataFrame(rows, columns=["method_a", "method_b", "mean_diff", "better", "statistic", "p_value"])
     out["p_holm"] = holm_adjust(out["p_value"].to_numpy()) if len(out) else []
     out["significant"] = out["p_holm"] < alpha
     return out

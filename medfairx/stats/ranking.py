@@ -51,7 +51,7 @@ def seed_means(results: pd.DataFrame) -> pd.DataFrame:
     df["note"] = df["note"].astype(object).where(df["note"].notna(), "").astype(str)
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     grouped = df.groupby(list(CELL_KEYS), sort=True, dropna=False)
-    out = grouped.agg(
+    out: pd.DataFrame = grouped.agg(
         mean=("value", "mean"),
         std=("value", "std"),
         n_seeds=("value", "count"),
@@ -178,7 +178,8 @@ def rank_within_blocks(matrix: pd.DataFrame, higher_is_better: bool) -> pd.DataF
     values = matrix.to_numpy(dtype=np.float64)
     signed = -values if higher_is_better else values
     ranks = rankdata(signed, axis=1, method="average") if values.size else values
-    return pd.DataFrame(ranks, index=matrix.index, columns=matrix.columns)
+    result: pd.DataFrame = pd.DataFrame(ranks, index=matrix.index, columns=matrix.columns)
+    return result
 
 
 def average_ranks(matrix: pd.DataFrame, higher_is_better: bool) -> pd.Series:

@@ -67,10 +67,20 @@ if TYPE_CHECKING:
     from medfairx.testing.checks_grouping import GROUPING_CHECKS, check_grouping
     from medfairx.testing.checks_method import METHOD_CHECKS, check_method
     from medfairx.testing.checks_metric import METRIC_CHECKS, check_metric
-    from medfairx.testing.checks_plugin import PLUGIN_CHECKS, check_all_plugins, check_plugin
+    from medfairx.testing.checks_plugin import (
+        PLUGIN_CHECKS,
+        check_all_plugins,
+        check_plugin,
+    )
     from medfairx.testing.checks_reporter import REPORTER_CHECKS, check_reporter
     from medfairx.testing.parametrize import checks_generator, parametrize_with_checks
-    from medfairx.testing.report import CheckFailure, CheckReport, CheckResult, ConformanceError, SkipCheck
+    from medfairx.testing.report import (
+        CheckFailure,
+        CheckReport,
+        CheckResult,
+        ConformanceError,
+        SkipCheck,
+    )
     from medfairx.testing.toy import (
         SCRIPT_NAME,
         TOY_CARD,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from medfairx.errors import ConfigError
-from medfairx.testing.report import CheckFailure, CheckReport, CheckResult, SkipCheck
+from medfairx.testing.report import CheckFailure, CheckReport, CheckResult, SkipCheck, Status
 
 SUITE_VERSION = "1.0"
 """Version of the check list. Bumped when a check is added, removed or made stricter;
@@ -59,7 +59,7 @@ def validate_expected(expected: dict[str, str] | None, available: Sequence[str],
     return expected
 
 
-def run_one(check: Check, subject: Any) -> tuple[str, str, float]:
+def run_one(check: Check, subject: Any) -> tuple[Status, str, float]:
     """Run one check; return ``(status, message, seconds)`` with status passed/failed/skipped."""
     t0 = time.perf_counter()
     try:
@@ -71,7 +71,8 @@ def run_one(check: Check, subject: Any) -> tuple[str, str, float]:
     except Exception as exc:  # noqa: BLE001 - any crash of the object under test is a failure
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
-        return "failed", f"{check.name} on {getattr(subject, 'label', subject)!s} raised {type(exc).__name__}: {exc}{where}", time.perf_counter() - t0
+        message = f"{check.name} on {getattr(subject, 'label', subject)!s} raised {type(exc).__name__}: {exc}{where}"
+        return "failed", message, time.perf_counter() - t0
     return "passed", "", time.perf_counter() - t0
 
 
@@ -102,7 +103,7 @@ def run_checks(
                 status, message = "xfail", f"expected failure: {reason} ({message})"
             elif status == "passed":
                 status, message = "xpass", f"expected to fail ({reason}) but passed; remove it from expected_failed_checks"
-        report.results.append(CheckResult(item, check.name, status, message, round(seconds, 4), kind, plugin))  # type: ignore[arg-type]
+        report.results.append(CheckResult(item, check.name, status, message, round(seconds, 4), kind, plugin))
     if on_fail == "raise":
         report.raise_if_failed()
     return report

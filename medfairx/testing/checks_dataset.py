@@ -17,7 +17,7 @@ import numpy as np
 
 from medfairx.errors import ConfigError, DataError
 from medfairx.specs import DatasetSpec
-from medfairx.testing._run import Check, fail, run_checks
+from medfairx.testing._run import Check, OnFail, fail, run_checks
 from medfairx.testing.report import CheckReport, SkipCheck
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
@@ -222,7 +222,7 @@ def check_dataset(
     *,
     dataset_factory: Loader | None = None,
     expected_failed_checks: dict[str, str] | None = None,
-    on_fail: str = "raise",
+    on_fail: OnFail = "raise",
 ) -> CheckReport:
     """Run the dataset checks on an adapter.
 
@@ -237,5 +237,5 @@ def check_dataset(
     subject = dataset_subject(spec, catalogue, name, dataset_factory)
     return run_checks(
         subject, DATASET_CHECKS, item=subject.spec.name, kind="datasets",
-        expected_failed_checks=expected_failed_checks, on_fail=on_fail,  # type: ignore[arg-type]
+        expected_failed_checks=expected_failed_checks, on_fail=on_fail,
     )

@@ -8,11 +8,12 @@ otherwise the data checks are skipped, saying which columns were missing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import pandas as pd
 
 from medfairx.errors import ConfigError
 from medfairx.specs import GroupingSpec
-from medfairx.testing._run import Check, fail, run_checks
+from medfairx.testing._run import Check, OnFail, fail, run_checks
 from medfairx.testing.report import CheckFailure, CheckReport, SkipCheck
 from medfairx.testing.toy import make_toy_metadata
 
@@ -37,11 +38,13 @@ class GroupingSubject:
         """A deep copy of the metadata (:class:`SkipCheck` when there is none)."""
         if self.metadata is None:
             raise SkipCheck(self.no_data_reason)
-        return self.metadata.copy(deep=True)
+        result: pd.DataFrame = self.metadata.copy(deep=True)
+        return result
 
     def assign(self, meta: pd.DataFrame) -> pd.Series:
         """Apply the grouping the way the framework does (``GroupingSpec.assign``)."""
-        return self.spec.assign(meta)
+        result: pd.Series = self.spec.assign(meta)
+        return result
 
 
 def grouping_subject(spec: GroupingSpec | str, metadata: pd.DataFrame | None = None) -> GroupingSubject:
@@ -69,7 +72,7 @@ def check_grouping_declares_columns(s: GroupingSubject) -> None:
     only = meta[list(s.spec.columns)]
     try:
         a = s.assign(only)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise CheckFailure(
             f"{s.label}: failed on metadata restricted to its declared columns {list(s.spec.columns)} "
             f"({type(exc).__name__}: {exc}); declare every column it reads."
@@ -128,9 +131,10 @@ def check_grouping_missing_column_error(s: GroupingSubject) -> None:
             s.assign(reduced)
         except ConfigError as exc:
             shown = [c for c in map(str, reduced.columns) if c in str(exc)]
-            fail(bool(shown) or reduced.columns.empty, f"{s.label}: the ConfigError for missing {col!r} does not list the available columns: {exc}")
+            fail(bool(shown) or reduced.columns.empty,
+                 f"{s.label}: the ConfigError for missing {col!r} does not list the available columns: {exc}")
             continue
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise CheckFailure(f"{s.label}: missing column {col!r} raised {type(exc).__name__}: {exc}; expected ConfigError.") from exc
         raise CheckFailure(f"{s.label}: metadata without column {col!r} did not raise ConfigError.")
 
@@ -151,7 +155,7 @@ def check_grouping(
     metadata: pd.DataFrame | None = None,
     *,
     expected_failed_checks: dict[str, str] | None = None,
-    on_fail: str = "raise",
+    on_fail: OnFail = "raise",
 ) -> CheckReport:
     """Run the grouping checks on ``metadata`` (default: the toy metadata, if it has the
     grouping's columns).
@@ -165,5 +169,5 @@ def check_grouping(
     subject = grouping_subject(spec, metadata)
     return run_checks(
         subject, GROUPING_CHECKS, item=subject.spec.name, kind="groupings",
-        expected_failed_checks=expected_failed_checks, on_fail=on_fail,  # type: ignore[arg-type]
+        expected_failed_checks=expected_failed_checks, on_fail=on_fail,
     )

@@ -16,16 +16,27 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
+from medfairx.contracts import TaskData
 from medfairx.errors import ConfigError, NotFittedError
-from medfairx.methods.base import Method, RunContext, TaskData, count_non_finite
+from medfairx.methods.base import Method, RunContext, count_non_finite
 from medfairx.specs import NAME_RE, MethodSpec, MethodTags, Task
-from medfairx.testing._run import Check, fail, run_checks, validate_level
+from medfairx.testing._run import Check, OnFail, fail, run_checks, validate_level
 from medfairx.testing.report import CheckFailure, CheckReport, SkipCheck
 from medfairx.testing.toy import make_cpu_run_context, make_toy_splits
+
+if TYPE_CHECKING:
+    from medfairx.data.prompts import PromptConfig
+
+
+class _Prompted(Protocol):
+    """A method that derives its prompts (tag ``needs_prompts``)."""
+
+    def prompt_config(self) -> PromptConfig: ...
+
 
 NUM_CLASSES = 2
 ATOL = 1e-6
@@ -83,9 +94,9 @@ class MethodSubject:
         if self.features_only:
             return {k: toy_features(d) for k, d in splits.items()}
         if self.tags.needs_prompts:  # prompts from the ground truth, as the runner derives them
-            from medfairx.prompts import attach_prompts
+            from medfairx.data.prompts import attach_prompts
 
-            config = self.new().prompt_config()
+            config = cast(_Prompted, self.new()).prompt_config()  # needs_prompts promises prompt_config()
             splits = {k: attach_prompts(d, d, config, seed=seed) for k, d in splits.items()}
         return splits
 
@@ -139,7 +150,8 @@ def toy_features(data: TaskData) -> TaskData:
 
 def check_runs_on_frozen_features(s: MethodSubject) -> None:
     """Under a frozen protocol (``linear_probe`` / ``knn``) the method fits on ``(N, D)`` feature
-    vectors with a ``linear`` head and predicts valid scores. Skipped for methods whose
+    vectors with a ``linear`` head, with augmentation on as the runner trains, and predicts
+    valid scores (image augmentations must leave vectors alone). Skipped for methods whose
     ``tags.inputs`` exclude features (they are not planned there) or without classification."""
     if "features" not in s.tags.inputs or "classification" not in s.tags.tasks:
         raise SkipCheck(f"skipped: tags.inputs={list(s.tags.inputs)}, tasks={list(s.tags.tasks)}")
@@ -147,9 +159,10 @@ def check_runs_on_frozen_features(s: MethodSubject) -> None:
     if not s.features_only:
         splits = {k: toy_features(d) for k, d in splits.items()}
     ctx = make_cpu_run_context("classification", num_classes=NUM_CLASSES, spatial_dims=2, **FEATURE_CONTEXT)
+    ctx.recipe = ctx.recipe.updated(augment=True)  # as the runner trains: augmentation on, which must skip vectors
     try:
         scores = s.predict(s.fit(splits, ctx), splits["test"], ctx)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise CheckFailure(
             f"{s.label}: fit/predict on frozen-encoder features (N, 16) with a linear head failed: "
             f"{type(exc).__name__}: {exc}. Support (N, D) inputs, or tag inputs=('images',) if the method needs pixels."
@@ -251,15 +264,15 @@ def check_test_params_construct(s: MethodSubject) -> None:
     fail(isinstance(tp, dict), f"{s.label}: test_params() must return a dict, got {type(tp).__name__}.")
     sig = inspect.signature(s.cls.__init__)
     has_var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-    unknown = sorted(set(tp) - set(s.cls._param_names()))
+    unknown = sorted(set(tp) - set(s.cls.param_names()))
     fail(
         has_var_kw or not unknown,
         f"{s.label}: test_params() has key(s) {unknown} that __init__ does not accept "
-        f"(parameters: {s.cls._param_names()}).",
+        f"(parameters: {s.cls.param_names()}).",
     )
     try:
         s.cls(**tp)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise CheckFailure(f"{s.label}: {s.cls.__name__}(**test_params()) raised {type(exc).__name__}: {exc}") from exc
 
 
@@ -267,7 +280,7 @@ def check_init_stores_only(s: MethodSubject) -> None:
     """``__init__`` stores its hyper-parameters unchanged and sets nothing else, and
     ``cls(**m.get_params())`` round-trips (sklearn's ``check_no_attributes_set_in_init``)."""
     m = s.cls(**s.params)
-    names = set(s.cls._param_names())
+    names = set(s.cls.param_names())
     extra = sorted(set(vars(m)) - names)
     fail(
         not extra,
@@ -301,7 +314,7 @@ def check_predict_before_fit_raises(s: MethodSubject) -> None:
         except NotFittedError as exc:
             fail("fit" in str(exc), f"{s.label}: the NotFittedError message {str(exc)!r} should tell the user to call fit().")
             continue
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise CheckFailure(
                 f"{s.label} {_where(task, dims)}: predict_scores before fit raised {type(exc).__name__}: {exc}; "
                 "expected medfairx.NotFittedError (call self.check_fitted() first)."
@@ -312,9 +325,9 @@ def check_predict_before_fit_raises(s: MethodSubject) -> None:
         )
 
 
-def _validate_scores(s: MethodSubject, task: str, dims: int, scores: np.ndarray, n: int) -> None:
+def _validate_scores(s: MethodSubject, task: Task, dims: int, scores: np.ndarray, n: int) -> None:
     where = f"{s.label} {_where(task, dims)}"
-    spatial = make_cpu_run_context(task, spatial_dims=dims).image_size  # type: ignore[arg-type]
+    spatial = make_cpu_run_context(task, spatial_dims=dims).image_size
     expected = (n, NUM_CLASSES) if task == "classification" else (n, NUM_CLASSES, *spatial)
     fail(scores.shape == expected, f"{where}: predict_scores returned shape {scores.shape}; expected {expected}.")
     fail(np.issubdtype(scores.dtype, np.floating), f"{where}: predict_scores returned dtype {scores.dtype}; expected a float dtype.")
@@ -347,10 +360,29 @@ def _scrambled_labels(data: TaskData, seed: int = 1) -> TaskData:
     return replace(data, labels=labels)
 
 
+def _observe(s: MethodSubject, ctx: RunContext, task: Task, sets: dict[str, TaskData]) -> list[Any]:
+    """Install the runner's epoch observer over ``sets`` on ``ctx`` where the runner would
+    (classification, ``epochs_are_checkpoints``); return the list it appends its records to."""
+    if task != "classification" or not s.cls.epochs_are_checkpoints:
+        return []
+    from medfairx.runner.epochs import epoch_recorder
+
+    observe, records = epoch_recorder(sets, method=s.name)
+    ctx.observe_epoch = observe
+    return records
+
+
+def _observed(records: list[Any]) -> np.ndarray:
+    """The recorded per-epoch scores as one flat array (epoch, then split order)."""
+    parts = [np.asarray(r.scores[k], dtype=np.float64).ravel() for r in records for k in r.scores]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
 def check_does_not_read_test_labels(s: MethodSubject) -> None:
     """Labels of the predicted data never matter: masked vs unmasked labels at predict time
-    give identical scores, and a fit whose context also holds test data (``ctx.eval_sets``)
-    does not depend on the test labels."""
+    give identical scores, and a fit observed by the runner's epoch observer over val and
+    test data (``ctx.observe_epoch``, the test labels left visible as bait) gives the same
+    predictions and the same per-epoch observed scores when only the test labels change."""
     for task, dims in s.variants():
         where = f"{s.label} {_where(task, dims)}"
         splits, ctx = s.data(task, dims), s.ctx(task, dims)
@@ -367,11 +399,13 @@ def check_does_not_read_test_labels(s: MethodSubject) -> None:
         if s.tags.non_deterministic:
             continue  # fit-time leakage needs reproducible fits
 
-        def fit_with_test(test_data: TaskData) -> np.ndarray:
+        def fit_with_test(test_data: TaskData, task: Task = task, dims: int = dims) -> np.ndarray:
             c = s.ctx(task, dims)
-            c.eval_sets = {"val": splits["val"], "test": test_data}
             fresh = s.data(task, dims)
-            return s.predict(s.fit(fresh, c), fresh["test"], c)
+            _, fit_val = s.fit_inputs(fresh["train"], fresh["val"])
+            records = _observe(s, c, task, {"val": fit_val.without_labels(), "test": test_data})
+            scores = s.predict(s.fit(fresh, c), fresh["test"], c)
+            return np.concatenate([scores.astype(np.float64).ravel(), _observed(records)])
 
         a = fit_with_test(test)
         b = fit_with_test(_scrambled_labels(test))
@@ -383,7 +417,8 @@ def check_does_not_read_test_labels(s: MethodSubject) -> None:
                 "leakage cannot be tested; seed every random source from ctx.seed, or tag non_deterministic=True.",
             )
             raise CheckFailure(
-                f"{where}: predictions changed when only the labels of the test split in ctx.eval_sets changed "
+                f"{where}: predictions or per-epoch observed scores changed when only the labels of the test split "
+                "held by ctx.observe_epoch changed "
                 f"({_max_diff(a, b)}); fit must use train and val only (test-label leakage)."
             )
 
@@ -432,12 +467,12 @@ def check_inputs_not_mutated(s: MethodSubject) -> None:
         splits, ctx = s.data(task, dims), s.ctx(task, dims)
         train, val = s.fit_inputs(splits["train"], splits["val"])
         test = s.predict_input(splits["test"])
-        ctx.eval_sets = {"val": val}
+        _observe(s, ctx, task, {"val": val.without_labels(), "test": test})
         before = _snapshot(train, val, test)
         m = s.new().fit(train, val, ctx)
         m.predict_scores(test, ctx)
         after = _snapshot(train, val, test)
-        for split, b, a in zip(("train", "val", "test"), before, after):
+        for split, b, a in zip(("train", "val", "test"), before, after, strict=False):
             for k in b:
                 same = (b[k] is None and a[k] is None) or (
                     b[k] is not None and a[k] is not None and b[k].shape == a[k].shape and bool(np.array_equal(b[k], a[k]))
@@ -461,7 +496,7 @@ def check_handles_tiny_group(s: MethodSubject) -> None:
         try:
             m = s.fit(splits, ctx)
             scores = s.predict(m, splits["test"], ctx)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise CheckFailure(
                 f"{s.label} {_where(task, dims)}: fit/predict crashed when a validation group had one sample and "
                 f"another had a single class: {type(exc).__name__}: {exc}. Treat undefined per-group metrics as NaN."
@@ -585,7 +620,12 @@ def check_search_space_samples_fit(s: MethodSubject) -> None:
     fits on tiny data and predicts valid scores (one draw; three at level ``full``)."""
     import random
 
-    from medfairx.search_space import apply_sample, sample_space, space_of, space_problems
+    from medfairx.search_space import (
+        apply_sample,
+        sample_space,
+        space_of,
+        space_problems,
+    )
 
     if space_problems(s.spec, s.cls):
         raise SkipCheck("skipped: the search space itself is invalid (see check_search_space_names)")
@@ -600,13 +640,13 @@ def check_search_space_samples_fit(s: MethodSubject) -> None:
         where = f"{s.label} with sampled {sample}"
         try:
             m = s.cls(**params)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise CheckFailure(f"{where}: __init__ raised {type(exc).__name__}: {exc}") from exc
         splits = s.data(task, dims)
         ctx = s.ctx(task, dims)
         try:
             scores = s.predict(s.fit(splits, ctx, m), splits["test"], ctx)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise CheckFailure(f"{where}: fit/predict raised {type(exc).__name__}: {exc}; narrow the range in "
                                "`search_space` to values the method accepts") from exc
         _validate_scores(s, task, dims, scores, len(splits["test"]))
@@ -645,7 +685,7 @@ def check_method(
     *,
     level: str = "api",
     expected_failed_checks: dict[str, str] | None = None,
-    on_fail: str = "raise",
+    on_fail: OnFail = "raise",
 ) -> CheckReport:
     """Run the method checks on a method (sklearn's ``check_estimator``).
 
@@ -664,7 +704,7 @@ def check_method(
     subject = method_subject(spec_or_cls, level)
     return run_checks(
         subject, method_checks(subject), item=subject.name, kind="methods", level=level,
-        expected_failed_checks=expected_failed_checks, on_fail=on_fail,  # type: ignore[arg-type]
+        expected_failed_checks=expected_failed_checks, on_fail=on_fail,
     )
 
 

@@ -20,7 +20,7 @@ from medfairx.errors import ConfigError
 from medfairx.metrics.catalogue import SAMPLE_VALUE_RANGE
 from medfairx.specs import METRIC_KINDS as KINDS
 from medfairx.specs import MetricSpec
-from medfairx.testing._run import Check, fail, run_checks
+from medfairx.testing._run import Check, OnFail, fail, run_checks
 from medfairx.testing.report import CheckFailure, CheckReport, SkipCheck
 
 N_PER_CELL = 12  # samples per (group, class) cell
@@ -151,7 +151,8 @@ def check_metric_group_renaming_invariant(s: MetricSubject) -> None:
     mapping = {"a": "c", "b": "a", "c": "b"}
     renamed = np.array([mapping[v] for v in g], dtype=object)
     a, b = _value(s, y, score, g), _value(s, y, score, renamed)
-    fail(_same(a, b), f"{s.label}: value changed from {a:.6g} to {b:.6g} when group labels were renamed; it must not depend on label names or order.")
+    fail(_same(a, b), f"{s.label}: value changed from {a:.6g} to {b:.6g} when group labels were renamed; "
+                      "it must not depend on label names or order.")
 
 
 def check_metric_degenerate_group_nan(s: MetricSubject) -> None:
@@ -173,7 +174,7 @@ def check_metric_degenerate_group_nan(s: MetricSubject) -> None:
             v = _value(s, y, score, g)
         except CheckFailure:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise CheckFailure(f"{s.label}: raised {type(exc).__name__} on {what}: {exc}; return NaN with a warning instead.") from exc
     fail(not math.isnan(v) or bool(caught), f"{s.label}: returned NaN on {what} without a warning; warn when a value is undefined.")
 
@@ -224,7 +225,7 @@ def check_metric(
     spec: MetricSpec | str,
     *,
     expected_failed_checks: dict[str, str] | None = None,
-    on_fail: str = "raise",
+    on_fail: OnFail = "raise",
 ) -> CheckReport:
     """Run the metric checks.
 
@@ -236,5 +237,5 @@ def check_metric(
     subject = metric_subject(spec)
     return run_checks(
         subject, METRIC_CHECKS, item=subject.spec.name, kind="metrics",
-        expected_failed_checks=expected_failed_checks, on_fail=on_fail,  # type: ignore[arg-type]
+        expected_failed_checks=expected_failed_checks, on_fail=on_fail,
     )

@@ -81,7 +81,9 @@ def check_hookimpls_match_hookspecs(s: PluginSubject) -> None:
     impl_marker = f"{hookspecs.hookimpl.project_name}_impl"
     for attr in dir(s.module):
         fn = getattr(s.module, attr, None)
-        opts = getattr(fn, impl_marker, None) if callable(fn) else None
+        if not callable(fn):
+            continue
+        opts = getattr(fn, impl_marker, None)
         if not isinstance(opts, dict):
             continue
         name = opts.get("specname") or attr
@@ -93,7 +95,8 @@ def check_hookimpls_match_hookspecs(s: PluginSubject) -> None:
         spec_args = set(inspect.signature(specs[name]).parameters)
         impl_args = [p for p in inspect.signature(fn).parameters if p != "self"]
         extra = [a for a in impl_args if a not in spec_args]
-        fail(not extra, f"{s.label}: hookimpl {attr!r} takes argument(s) {extra} that hook {name!r} does not provide ({sorted(spec_args)}).")
+        fail(not extra, f"{s.label}: hookimpl {attr!r} takes argument(s) {extra} that hook {name!r} does not provide "
+                        f"({sorted(spec_args)}).")
 
 
 def check_entrypoint_import_is_light(s: PluginSubject) -> None:
@@ -167,7 +170,7 @@ def check_target_resolves(s: SpecSubject) -> None:
     """The spec's (lazy) target imports and is callable."""
     try:
         target = s.spec.load()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise AssertionError(f"{s.label}: target {s.spec.target!r} does not import: {type(exc).__name__}: {exc}") from exc
     fail(callable(target), f"{s.label}: target {s.spec.target!r} is not callable.")
 
@@ -240,33 +243,40 @@ def item_report(
     plugin: str = "",
 ) -> CheckReport:
     """Run the checks of ``kind`` on one registered ``spec`` (never raises on failure)."""
-    from medfairx.testing import checks_dataset, checks_grouping, checks_method, checks_metric, checks_reporter
+    from medfairx.testing import (
+        checks_dataset,
+        checks_grouping,
+        checks_method,
+        checks_metric,
+        checks_reporter,
+    )
 
     item = f"{kind}:{spec.name}"
-    common = dict(item=item, kind=kind, plugin=plugin, expected_failed_checks=expected_failed_checks, on_fail="report")
+    common: dict[str, Any] = dict(item=item, kind=kind, plugin=plugin, expected_failed_checks=expected_failed_checks, on_fail="report")
     try:
         if kind == "methods":
             subject = checks_method.method_subject(spec, level)
-            return run_checks(subject, checks_method.method_checks(subject), level=level, **common)  # type: ignore[arg-type]
+            return run_checks(subject, checks_method.method_checks(subject), level=level, **common)
         if kind == "datasets":
             subj = checks_dataset.dataset_subject(spec, catalogue) if catalogue is not None else checks_dataset.dataset_subject(spec)
-            return run_checks(subj, checks_dataset.DATASET_CHECKS, level=level, **common)  # type: ignore[arg-type]
+            return run_checks(subj, checks_dataset.DATASET_CHECKS, level=level, **common)
         if kind == "groupings":
-            return run_checks(checks_grouping.grouping_subject(spec), checks_grouping.GROUPING_CHECKS, level=level, **common)  # type: ignore[arg-type]
+            return run_checks(checks_grouping.grouping_subject(spec), checks_grouping.GROUPING_CHECKS, level=level, **common)
         if kind == "metrics":
-            return run_checks(checks_metric.metric_subject(spec), checks_metric.METRIC_CHECKS, level=level, **common)  # type: ignore[arg-type]
+            return run_checks(checks_metric.metric_subject(spec), checks_metric.METRIC_CHECKS, level=level, **common)
         if kind == "reporters":
-            subj = checks_reporter.reporter_subject(spec)
+            reporter = checks_reporter.reporter_subject(spec)
             try:
-                return run_checks(subj, checks_reporter.REPORTER_CHECKS, level=level, **common)  # type: ignore[arg-type]
+                return run_checks(reporter, checks_reporter.REPORTER_CHECKS, level=level, **common)
             finally:
-                subj.cleanup()
+                reporter.cleanup()
         checks = CLAIM_CHECKS if kind == "claims" else SPEC_CHECKS
-        return run_checks(SpecSubject(kind, spec), checks, level=level, **common)  # type: ignore[arg-type]
+        return run_checks(SpecSubject(kind, spec), checks, level=level, **common)
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - e.g. a lazy target that does not import
-        return CheckReport([CheckResult(item, "check_loads", "failed", f"{item} could not be loaded for checking: {type(exc).__name__}: {exc}", 0.0, kind, plugin)])
+        message = f"{item} could not be loaded for checking: {type(exc).__name__}: {exc}"
+        return CheckReport([CheckResult(item, "check_loads", "failed", message, 0.0, kind, plugin)])
 
 
 def check_plugin(
@@ -320,7 +330,8 @@ def check_all_plugins(host: PluginHost | None = None, *, level: str = "api", cat
     return report
 
 
-def _check_one_plugin(info: PluginInfo, host: PluginHost, *, level: str, expected: dict[str, dict[str, str]] | None, catalogue: Any) -> CheckReport:
+def _check_one_plugin(info: PluginInfo, host: PluginHost, *, level: str, expected: dict[str, dict[str, str]] | None,
+                      catalogue: Any) -> CheckReport:
     subject = PluginSubject(info, host.modules().get(info.name), host)
     merged = _expected_for(subject, expected)
     report = run_checks(

@@ -17,7 +17,7 @@ import pandas as pd
 
 from medfairx.errors import ConfigError
 from medfairx.specs import ReporterSpec
-from medfairx.testing._run import Check, fail, run_checks
+from medfairx.testing._run import Check, OnFail, fail, run_checks
 from medfairx.testing.report import CheckFailure, CheckReport, SkipCheck
 from medfairx.testing.toy import SCRIPT_NAME, make_toy_results
 
@@ -47,7 +47,7 @@ class ReporterSubject:
             given = self.results.copy(deep=True)
             try:
                 paths = self.spec.load()(given, out_dir)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - the reporter's error is what the checks report
                 shutil.rmtree(out_dir, ignore_errors=True)
                 self._out["error"] = f"{type(exc).__name__}: {exc}"
             else:
@@ -132,7 +132,7 @@ def check_reporter(
     spec: ReporterSpec | str,
     *,
     expected_failed_checks: dict[str, str] | None = None,
-    on_fail: str = "raise",
+    on_fail: OnFail = "raise",
 ) -> CheckReport:
     """Run the reporter checks on a synthetic results table.
 
@@ -145,7 +145,7 @@ def check_reporter(
     try:
         return run_checks(
             subject, REPORTER_CHECKS, item=subject.spec.name, kind="reporters",
-            expected_failed_checks=expected_failed_checks, on_fail=on_fail,  # type: ignore[arg-type]
+            expected_failed_checks=expected_failed_checks, on_fail=on_fail,
         )
     finally:
         subject.cleanup()

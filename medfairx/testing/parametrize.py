@@ -19,7 +19,13 @@ from typing import Any
 
 from medfairx.errors import ConfigError
 from medfairx.methods.base import Method
-from medfairx.specs import DatasetSpec, GroupingSpec, MethodSpec, MetricSpec, ReporterSpec
+from medfairx.specs import (
+    DatasetSpec,
+    GroupingSpec,
+    MethodSpec,
+    MetricSpec,
+    ReporterSpec,
+)
 from medfairx.testing._run import Check, run_one, validate_expected, validate_level
 from medfairx.testing.report import CheckFailure, SkipCheck
 
@@ -28,7 +34,13 @@ Expected = dict[str, str] | Callable[[Any], dict[str, str]] | None
 
 def suite_for(obj: Any, level: str = "api") -> tuple[Any, tuple[Check, ...], str]:
     """``(subject, checks, item name)`` for any checkable object."""
-    from medfairx.testing import checks_dataset, checks_grouping, checks_method, checks_metric, checks_reporter
+    from medfairx.testing import (
+        checks_dataset,
+        checks_grouping,
+        checks_method,
+        checks_metric,
+        checks_reporter,
+    )
 
     if isinstance(obj, (MethodSpec, Method)) or (isinstance(obj, type) and issubclass(obj, Method)):
         s = checks_method.method_subject(obj, level)
@@ -92,7 +104,7 @@ def checks_generator(
             continue
         fn = functools.partial(_run_single, check_name=c.name, level=level)
         functools.update_wrapper(fn, c.fn)
-        fn.__name__ = c.name  # type: ignore[attr-defined]
+        fn.__name__ = c.name  # type: ignore[attr-defined]  # pytest names the test after the wrapped check
         reason = expected.get(c.name)
         if reason is None or mark is None:
             yield obj, fn
@@ -100,7 +112,7 @@ def checks_generator(
         import pytest
 
         marker = pytest.mark.xfail(reason=reason, strict=True) if mark == "xfail" else pytest.mark.skip(reason=reason)
-        yield pytest.param(obj, fn, marks=marker, id=f"{item}-{c.name}")  # type: ignore[misc]
+        yield pytest.param(obj, fn, marks=marker, id=f"{item}-{c.name}")  # type: ignore[misc]  # pytest unpacks a pytest.param as the (obj, check) pair
 
 
 def parametrize_with_checks(
@@ -126,7 +138,7 @@ def parametrize_with_checks(
         _, _, item = suite_for(obj, level)
         for entry in checks_generator(obj, level=level, expected_failed_checks=expected_failed_checks, mark="xfail"):
             params.append(entry)
-            if hasattr(entry, "marks"):  # a pytest.param (ParameterSet) carrying its own id
+            if isinstance(entry, pytest.ParameterSet):  # a pytest.param carrying its own id
                 ids.append(entry.id)
             else:
                 ids.append(f"{item}-{entry[1].__name__}")

@@ -11,7 +11,10 @@ Fixtures:
 * ``toy_grouping``: a :class:`GroupingSpec` over the toy metadata's ``sex`` column;
 * ``cpu_run_context``: a seeded CPU :class:`RunContext` (2 epochs, batch 16);
 * ``plugin_host``: a fresh :class:`PluginHost` with built-ins only (no entry points),
-  installed as the process-wide host for the test and restored afterwards.
+  installed as the process-wide host for the test and restored afterwards;
+* ``one_torch_thread``: torch runs on one intra-op thread during the test (tiny models gain
+  nothing from more, and parallel test workers do not oversubscribe the cores); use it with
+  ``@pytest.mark.usefixtures("one_torch_thread")`` or pytest's ``usefixtures`` ini option.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from medfairx.methods.base import RunContext, TaskData
+    from medfairx.contracts import TaskData
+    from medfairx.methods.base import RunContext
     from medfairx.plugins import PluginHost
     from medfairx.specs import GroupingSpec
     from medfairx.testing.toy import ToyFairDataset
@@ -65,10 +69,23 @@ def plugin_host() -> Iterator[PluginHost]:
     """A fresh host (built-ins only), set as the process-wide host for this test."""
     from medfairx import plugins
 
-    previous: Any = plugins._HOST  # noqa: SLF001 - restored below
+    previous: Any = plugins._HOST  # restored below
     host = plugins.make_plugin_host(entrypoints=False)
     plugins.set_host(host)
     try:
         yield host
     finally:
         plugins.set_host(previous)
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """torch on one intra-op thread for the test, restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

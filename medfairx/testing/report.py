@@ -119,7 +119,8 @@ class CheckReport:
         """The compliance table as a DataFrame with columns :data:`COLUMNS`."""
         import pandas as pd
 
-        return pd.DataFrame([r.to_dict() for r in self.results], columns=list(COLUMNS))
+        result: pd.DataFrame = pd.DataFrame([r.to_dict() for r in self.results], columns=list(COLUMNS))
+        return result
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: suite version, counts and rows."""
@@ -151,7 +152,7 @@ class CheckReport:
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         out = []
         for row in rows:
-            head = "  ".join(c.ljust(w) for c, w in zip(row[:4], widths))
+            head = "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=False))
             msg = row[4]
             if width is not None:
                 room = max(20, width - len(head) - 2)

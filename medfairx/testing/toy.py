@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medfairx.methods.base import RunContext, TaskData, TrainRecipe
+from medfairx.contracts import TaskData, TrainRecipe
+from medfairx.methods.base import RunContext
 from medfairx.specs import DatasetCard, DatasetSpec, GroupingSpec, Task
 
 SCRIPT_NAME = "<script>alert('x')</script>"
@@ -185,7 +186,8 @@ def make_cpu_run_context(
 
 def assign_toy_sex(metadata: pd.DataFrame) -> pd.Series:
     """Grouping rule of the toy data: the ``sex`` column as a Categorical (``F``, ``M``)."""
-    return pd.Series(pd.Categorical(metadata["sex"], categories=["F", "M"]), index=metadata.index, name="toy_sex")
+    result: pd.Series = pd.Series(pd.Categorical(metadata["sex"], categories=["F", "M"]), index=metadata.index, name="toy_sex")
+    return result
 
 
 TOY_GROUPING = GroupingSpec(
@@ -258,7 +260,7 @@ class ToyFairDataset:
         meta = self.metadata.loc[ids]
         labels = meta["label"].to_numpy(dtype=np.int64)
         images = np.empty((len(ids), *self.shape), dtype=np.uint8)
-        for i, (sid, lab) in enumerate(zip(ids, labels)):
+        for i, (sid, lab) in enumerate(zip(ids, labels, strict=False)):
             rng = np.random.default_rng([self.seed, int(sid.rsplit("_", 1)[-1])])
             img = rng.normal(60.0, 15.0, size=self.shape)
             s = self.shape[-1]
@@ -277,7 +279,8 @@ class ToyFairDataset:
     def group_labels(self, split: str) -> pd.DataFrame:
         """One string column per grouping, indexed by sample id."""
         meta = self.metadata.loc[self.splits.ids(split)]
-        return pd.DataFrame({g: spec.assign(meta).astype(object) for g, spec in self.groupings.items()}, index=meta.index)
+        result: pd.DataFrame = pd.DataFrame({g: spec.assign(meta).astype(object) for g, spec in self.groupings.items()}, index=meta.index)
+        return result
 
 
 def make_toy_metadata(n: int = 64, *, n_groups: int = 3, group_label_correlation: float = 0.5, seed: int = 0) -> pd.DataFrame:
@@ -287,7 +290,7 @@ def make_toy_metadata(n: int = 64, *, n_groups: int = 3, group_label_correlation
     race = _group_codes(rng, n, n_groups)
     labels = _class_labels(rng, race, n_groups, 2, group_label_correlation)
     races = np.array(["White", "Black", "Asian", "Other", "Hispanic"] + [f"race{i}" for i in range(5, max(n_groups, 5))])
-    return pd.DataFrame(
+    result: pd.DataFrame = pd.DataFrame(
         {
             "label": labels,
             "patient_id": [f"p{i // 2:04d}" for i in range(n)],
@@ -298,6 +301,7 @@ def make_toy_metadata(n: int = 64, *, n_groups: int = 3, group_label_correlation
         },
         index=pd.Index([f"toy_{i:04d}" for i in range(n)], name="sample_id"),
     )
+    return result
 
 
 def make_toy_fair_dataset(
@@ -339,12 +343,6 @@ TOY_DATASET = DatasetSpec(name="toy", target=load_toy_dataset, card=TOY_CARD, su
 # --- a toy results table --------------------------------------------------------------
 
 
-RESULT_COLUMNS: tuple[str, ...] = (
-    "suite", "dataset", "grouping", "method", "seed", "strategy", "metric", "scope", "group",
-    "value", "ci_low", "ci_high", "n", "prevalence", "higher_is_better", "kind", "task", "threshold", "note",
-)
-
-
 def make_toy_results(
     methods: Sequence[str] = ("erm", "toy_fair", SCRIPT_NAME),
     *,
@@ -353,31 +351,11 @@ def make_toy_results(
     groups: Sequence[str] = ("F", "M"),
     seed: int = 0,
 ) -> pd.DataFrame:
-    """A synthetic long-format results table (columns :data:`RESULT_COLUMNS`, see
-    ``docs/CONTRACTS.md``): overall and per-group ``auc``, ``worst_group_auc``, ``auc_gap``,
-    ``es_auc`` and ``ece`` for every (dataset, grouping) block, method and seed."""
-    rng = np.random.default_rng(seed)
-    rows: list[dict[str, Any]] = []
+    """A synthetic long-format results table for reporter checks: overall and per-group
+    ``auc``, ``worst_group_auc``, ``auc_gap``, ``es_auc`` and ``ece`` for every (dataset,
+    grouping) block, method and seed (:func:`medfairx.report.sample.synthetic_results`, suite
+    ``toy``, one strategy; later methods are better)."""
+    from medfairx.report.sample import synthetic_results
 
-    def add(ds: str, gr: str, m: str, sd: int, metric: str, scope: str, group: str, v: float, hib: bool, kind: str) -> None:
-        rows.append(dict(
-            suite="toy", dataset=ds, grouping=gr, method=m, seed=sd, strategy="overall", metric=metric,
-            scope=scope, group=group, value=float(v), ci_low=float(v - 0.03), ci_high=float(v + 0.03),
-            n=100 if scope != "group" else 50, prevalence=0.4, higher_is_better=hib, kind=kind,
-            task="classification", threshold=0.5, note="",
-        ))
-
-    for b, (ds, gr) in enumerate(blocks):
-        for k, m in enumerate(methods):
-            for sd in seeds:
-                u = 0.7 + 0.02 * b + 0.03 * k + float(rng.normal(0, 0.005))
-                gap = 0.1 - 0.02 * k
-                gv = {g: u + gap / 2 - gap * i / max(1, len(groups) - 1) for i, g in enumerate(groups)}
-                add(ds, gr, m, sd, "auc", "overall", "", u, True, "performance")
-                for g, v in gv.items():
-                    add(ds, gr, m, sd, "auc", "group", g, v, True, "performance")
-                add(ds, gr, m, sd, "worst_group_auc", "summary", "", min(gv.values()), True, "performance")
-                add(ds, gr, m, sd, "auc_gap", "summary", "", gap, False, "fairness")
-                add(ds, gr, m, sd, "es_auc", "summary", "", u / (1 + gap / 2), True, "fairness")
-                add(ds, gr, m, sd, "ece", "overall", "", 0.1 - 0.01 * k, False, "calibration")
-    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    return synthetic_results(suite="toy", blocks=blocks, methods={m: 0.03 * k for k, m in enumerate(methods)},
+                             seeds=seeds, strategies=("overall",), groups=groups, random_state=seed)

@@ -32,7 +32,7 @@ def finding_labels(table: Table, finding: str, policy: str, report: Report) -> p
     in ``report.excluded``), ``u_zeros`` reads it as negative, ``u_ones`` as positive.
     """
     choose(policy, POLICIES, "option uncertain")
-    values = codes(table, finding, LABELLER, report, attribute=f"finding {finding}")
+    values: pd.Series = codes(table, finding, LABELLER, report, attribute=f"finding {finding}")
     not_mentioned = table.frame[finding].eq("")
     values = values.where(~not_mentioned, "negative")
     uncertain = values.eq("uncertain")
@@ -75,7 +75,8 @@ def race_columns(published: pd.Series, report: Report) -> pd.DataFrame:
     groups = published.map(race_group)
     binary = groups.map(lambda g: MISSING if g == MISSING else ("White" if g == "White" else "non-White"))
     report.missing_values["race"] = int(groups.eq(MISSING).sum())
-    return pd.DataFrame(
+    result: pd.DataFrame = pd.DataFrame(
         {"race": published.where(published.ne(""), MISSING), "race_group": groups, "race_binary": binary},
         index=published.index,
     )
+    return result

@@ -1,6 +1,6 @@
 """From an adapter's metadata frame to a :class:`FairDataset`, on the data layer's machinery.
 
-Every file-based adapter (``medfairx.data.ham10000`` included) runs these steps: options
+Every file-based adapter (``medfairx.data.adapters.ham10000`` included) runs these steps: options
 checked against the adapter's defaults, rows without image (or mask) skipped with a warning or an error, labels from the
 catalogue's ``label`` (or the adapter default), an :class:`H5ImageCache` keyed by the
 metadata files, image fingerprints and preprocessing, and :func:`assemble` for groupings
@@ -19,8 +19,15 @@ import pandas as pd
 
 from medfairx.config import DatasetConfig, LabelConfig
 from medfairx.data import imaging
-from medfairx.data.adapters._tabular import present, report_info
-from medfairx.data.cache import H5ImageCache, cache_key, file_fingerprints, file_sha256, fingerprint_memo
+from medfairx.data.adapters._tabular import Report, check_images, finish, option_path, present, report_info
+from medfairx.data.cache import (
+    H5ImageCache,
+    cache_key,
+    file_fingerprints,
+    file_sha256,
+    fingerprint_memo,
+)
+from medfairx.data.cards import CARDS
 from medfairx.data.dataset import FairDataset, assemble
 from medfairx.data.labels import class_labels
 from medfairx.errors import ConfigError, DataError
@@ -66,14 +73,8 @@ def root_of(cfg: DatasetConfig, layout: str) -> Path:
     return root
 
 
-def labels(frame: pd.DataFrame, label: LabelConfig, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Class index per row and class names from a :class:`LabelConfig` (see :func:`class_labels`).
-
-    A binary label equal to HAM10000's default is named ``("benign", "malignant")``.
-    """
-    from medfairx.data.ham10000 import DEFAULT_LABEL
-
-    return class_labels(frame, label, name, default=DEFAULT_LABEL)
+#: HAM10000's malignant label (mel, bcc, akiec); a binary label equal to it is named ``("benign", "malignant")``
+HAM10000_LABEL = LabelConfig(column="dx", positive=["mel", "bcc", "akiec"])
 
 
 def with_labels(
@@ -83,8 +84,8 @@ def with_labels(
 
     The class names are stored in ``frame.attrs["class_names"]``.
     """
-    codes, names = labels(frame, label or default, name)
-    out = frame.assign(label=codes)
+    codes, names = class_labels(frame, label or default, name, default=HAM10000_LABEL)
+    out: pd.DataFrame = frame.assign(label=codes)
     out.attrs = dict(frame.attrs)
     out.attrs["class_names"] = tuple(default_names) if label is None else names
     return out
@@ -107,7 +108,8 @@ def keep_with_files(cfg: DatasetConfig, frame: pd.DataFrame, root: Path, columns
             f"Dataset {cfg.name!r}: sample {sid!r} has no file {root / str(frame.loc[sid, columns[0]])} "
             f"({int((~ok).sum())} missing in all). Restore the files or set datasets.{cfg.name}.options.missing_images: skip."
         )
-    return frame.loc[ok]
+    result: pd.DataFrame = frame.loc[ok]
+    return result
 
 
 def image_size(cfg: DatasetConfig, default: tuple[int, int] = (224, 224), what: str = "these images") -> tuple[int, int]:
@@ -118,94 +120,126 @@ def image_size(cfg: DatasetConfig, default: tuple[int, int] = (224, 224), what: 
     return (int(size[0]), int(size[1]))
 
 
-def cache_and_assemble(
+@dataclasses.dataclass(frozen=True)
+class Pixels:
+    """The files whose pixels are cached, one row each, and the key of their cache.
+
+    Attributes:
+        key: the pixel cache key (also hashed into the revision).
+        size: spatial size of the cached images (and masks): ``(h, w)``, or ``(d, h, w)``
+            for volumes (read by a custom reader).
+        image_paths: image file of each row (named in decode errors).
+        mask_paths: mask file of each row, or ``None`` (no masks, or a custom reader reads them).
+        workers: decoding threads.
+    """
+
+    key: str
+    size: tuple[int, ...]
+    image_paths: Sequence[Path]
+    mask_paths: Sequence[Path] | None
+    workers: int
+
+
+def pixels(
     cfg: DatasetConfig,
-    *,
-    card: DatasetCard,
-    meta: pd.DataFrame,
-    key: str,
-    size: tuple[int, int],
+    cache_dir: Path,
     image_paths: Sequence[Path],
     mask_paths: Sequence[Path] | None,
-    cache_dir: Path,
+    size: tuple[int, int],
     workers: int,
-    task: str,
+    **key_parts: Any,
+) -> Pixels:
+    """:class:`Pixels` keyed by ``key_parts`` (adapter, metadata hashes, ...) plus the files'
+    fingerprints (memoised under ``cache_dir``), the size and the resampling filters."""
+    key = cache_key(
+        **key_parts,
+        images=file_fingerprints(image_paths, memo=fingerprint_memo(cache_dir, cfg.name, "images"), workers=workers),
+        masks=file_fingerprints(mask_paths, memo=fingerprint_memo(cache_dir, cfg.name, "masks"), workers=workers)
+        if mask_paths else None,
+        size=size,
+        resize=[imaging.IMAGE_RESAMPLE, imaging.MASK_RESAMPLE],
+    )
+    return Pixels(key, size, image_paths, mask_paths, workers)
+
+
+def cache_and_assemble(
+    run: Loader,
+    meta: pd.DataFrame,
+    pixels: Pixels,
+    *,
     class_names: Sequence[str],
     info: Mapping[str, Any],
+    task: str | None = None,
     revision_label: LabelConfig | None = None,
     read_item: ItemReader | None = None,
     where: Callable[[int], str] | None = None,
     card_changes: Mapping[str, Any] | None = None,
 ) -> FairDataset:
-    """Cache the pixels of the rows of ``meta`` under ``key`` and assemble the :class:`FairDataset`.
+    """Cache the pixels of the rows of ``meta`` under ``pixels.key`` and assemble the :class:`FairDataset`.
 
     Args:
+        run: the checked inputs of the ``load`` (catalogue entry, card, cache folder).
         meta: metadata frame indexed by ``sample_id``, one row per cached sample.
-        key: the pixel cache key (also hashed into the revision).
-        size: ``(h, w)`` of the cached images (and masks).
-        image_paths: image file of each row (named in decode errors).
-        mask_paths: mask file of each row, or ``None`` (no masks, or ``read_item`` reads them).
-        workers: decoding threads.
-        task: ``"classification"`` or ``"segmentation"`` (caches masks).
+        pixels: the files of the rows and their cache key.
+        task: ``"classification"`` or ``"segmentation"`` (caches masks; default ``run.task``).
         class_names: names of the label values (or of the mask classes).
         info: facts for ``FairDataset.info`` (``cache_file`` is added).
         revision_label: label definition hashed into the revision (default ``cfg.label``).
         read_item: custom decoder ``i -> (image, mask)``; the default decodes
-            ``image_paths[i]`` (RGB) and ``mask_paths[i]`` (binary mask).
+            ``pixels.image_paths[i]`` (RGB) and ``pixels.mask_paths[i]`` (binary mask).
         where: names row ``i`` in decode errors (default: its sample id).
         card_changes: further :class:`DatasetCard` fields to replace.
 
     Raises:
         DataError: a file cannot be decoded.
     """
+    cfg, task = run.cfg, task or run.task
+    size, image_paths, mask_paths = pixels.size, pixels.image_paths, pixels.mask_paths
 
     def build_item(i: int) -> tuple[np.ndarray, np.ndarray | None]:
         path = image_paths[i]
         try:
             if read_item is not None:
                 return read_item(i)
-            image = imaging.load_rgb(path, size)
+            hw = (size[0], size[1])  # the default decoders read 2-D images
+            image = imaging.load_rgb(path, hw)
             if mask_paths is None:
                 return image, None
             path = mask_paths[i]
-            return image, imaging.load_mask(path, size)
+            return image, imaging.load_mask(path, hw)
         except (OSError, ValueError) as exc:
             row = where(i) if where is not None else f"sample {meta.index[i]!r}"
             raise DataError(f"Cannot decode {path} ({row}): {exc}. Replace the file.") from None
 
     cache = H5ImageCache.for_dataset(
-        cache_dir,
+        run.cache_dir,
         cfg.name,
-        key,
+        pixels.key,
         sample_ids=list(meta.index.astype(str)),
-        image_shape=(card.in_channels, *size),
+        image_shape=(run.card.in_channels, *size),
         mask_shape=size if task == "segmentation" else None,
         build_item=build_item,
-        workers=workers,
+        workers=pixels.workers,
     )
     label = revision_label if revision_label is not None else cfg.label
-    revision = cache_key(pixels=key, task=task, label=label.model_dump() if label is not None else None)
+    revision = cache_key(pixels=pixels.key, task=task, label=label.model_dump() if label is not None else None)
     card = dataclasses.replace(
-        card,
-        task=task,
+        run.card,
+        task=task,  # type: ignore[arg-type]  # a plain str here, checked against the adapter's tasks by task_of
         num_classes=len(class_names),
         class_names=tuple(class_names),
         **dict(card_changes or {}),
     )
-    return assemble(cfg, card, meta, cache, revision, manifest_dir=cache_dir, info={**info, "cache_file": str(cache.path)})
+    return assemble(cfg, card, meta, cache, revision, manifest_dir=run.cache_dir, info={**info, "cache_file": str(cache.path)})
 
 
 def build(
-    cfg: DatasetConfig,
-    *,
-    card: DatasetCard,
+    run: Loader,
     frame: pd.DataFrame,
-    root: Path,
-    cache_dir: Path,
-    opts: Mapping[str, Any],
+    *,
     source_files: Sequence[Path],
-    task: str,
     class_names: Sequence[str],
+    task: str | None = None,
     default_size: tuple[int, int] = (224, 224),
     mask_column: str | None = None,
     read_item: Callable[[pd.Series, tuple[int, int]], tuple[np.ndarray, np.ndarray | None]] | None = None,
@@ -214,16 +248,18 @@ def build(
     """Skip rows without files, cache the pixels of ``frame`` and assemble the :class:`FairDataset`.
 
     Args:
-        frame: ``read_metadata`` output (``image_path`` relative to ``root``; ``label``
+        run: the checked inputs of the ``load`` (:func:`begin`).
+        frame: ``read_metadata`` output (``image_path`` relative to ``run.root``; ``label``
             for classification; ``frame.attrs["report"]``).
         source_files: metadata files whose bytes key the cache and the revision.
-        task: ``"classification"`` or ``"segmentation"``.
+        task: ``"classification"`` or ``"segmentation"`` (default ``run.task``).
         class_names: names of the label values (or of the mask classes).
         mask_column: column of mask paths (segmentation from image files).
         read_item: custom decoder ``(row, size) -> (image, mask)`` (e.g. npz files); the
             default decodes ``image_path`` (RGB) and ``mask_column`` (binary mask).
         card_changes: further :class:`DatasetCard` fields to replace.
     """
+    cfg, root, cache_dir, opts = run.cfg, run.root, run.cache_dir, run.opts
     report = dict(frame.attrs.get("report", {}))
     columns = ["image_path"] + ([mask_column] if mask_column else [])
     kept = keep_with_files(cfg, frame, root, columns, str(opts["missing_images"]))
@@ -232,53 +268,34 @@ def build(
     size = image_size(cfg, default_size)
     paths = [root / p for p in kept["image_path"].astype(str)]
     mask_paths = [root / p for p in kept[mask_column].astype(str)] if mask_column else None
-    workers = int(opts["workers"])
-    key = cache_key(
+    px = pixels(
+        cfg, cache_dir, paths, mask_paths, size, int(opts["workers"]),
         adapter=cfg.adapter,
         metadata=[file_sha256(p) for p in source_files],
         options={k: v for k, v in sorted(cfg.options.items()) if k != "workers"},
-        images=file_fingerprints(paths, memo=fingerprint_memo(cache_dir, cfg.name, "images"), workers=workers),
-        masks=file_fingerprints(mask_paths, memo=fingerprint_memo(cache_dir, cfg.name, "masks"), workers=workers)
-        if mask_paths else None,
-        size=size,
-        resize=[imaging.IMAGE_RESAMPLE, imaging.MASK_RESAMPLE],
     )
     reader: ItemReader | None = None
     if read_item is not None:
         rows = [kept.iloc[i] for i in range(len(kept))]
-        reader = lambda i: read_item(rows[i], size)  # noqa: E731
+        reader = lambda i: read_item(rows[i], size)  # noqa: E731 - a one-line closure over rows and size
     info: dict[str, Any] = {
         **(report_info(report) if report else {"source_rows": len(frame)}),
         "skipped_missing_images": skipped,
         "metadata_file": ", ".join(str(p) for p in source_files),
     }
     return cache_and_assemble(
-        cfg,
-        card=card,
-        meta=meta,
-        key=key,
-        size=size,
-        image_paths=paths,
-        mask_paths=mask_paths,
-        cache_dir=cache_dir,
-        workers=workers,
-        task=task,
-        class_names=class_names,
-        info=info,
-        read_item=reader,
-        card_changes=card_changes,
+        run, meta, px, task=task, class_names=class_names, info=info, read_item=reader, card_changes=card_changes
     )
 
 
 def load_classification(
     cfg: DatasetConfig,
-    *,
     cache_dir: Path,
     name: str,
     defaults: Mapping[str, Any],
     layout: str,
-    read: Callable[[Path, dict[str, Any]], pd.DataFrame],
-    sources: Callable[[Path, dict[str, Any]], Sequence[Path]],
+    read: Callable[..., pd.DataFrame],
+    files: Sequence[str],
 ) -> FairDataset:
     """The ``load`` of a classification-only adapter whose card is ``CARDS[name]``.
 
@@ -288,30 +305,100 @@ def load_classification(
     Args:
         cfg: the catalogue entry.
         cache_dir: folder of the pixel caches and split manifests.
-        name: adapter name (key of ``medfairx.default_plugins.dataset_adapters.CARDS``).
-        defaults: the adapter's options and their defaults.
+        name: adapter name (key of ``medfairx.data.cards.CARDS``).
+        defaults: the adapter's options and their defaults (all of them keywords of ``read``).
         layout: expected folder layout, named when ``root`` is missing.
-        read: ``(root, opts) -> frame``, the adapter's ``read_metadata`` call (runs after
-            the checks above; may validate further options first).
-        sources: ``(root, opts) -> files`` whose bytes key the cache (called after ``read``).
+        read: the adapter's ``read_metadata`` (or a wrapper that validates further options
+            first), called as ``read(root, label=cfg.label, **options)`` after the checks above.
+        files: the options naming the metadata files whose bytes key the cache
+            (:func:`metadata_files`).
     """
-    from medfairx.default_plugins.dataset_adapters import CARDS
+    run = begin(cfg, cache_dir, name, defaults, layout)
+    frame = read(run.root, label=cfg.label, **{k: run.opts[k] for k in defaults})
+    return build(run, frame, source_files=metadata_files(run.root, run.opts, files), class_names=frame.attrs["class_names"])
 
+
+@dataclasses.dataclass(frozen=True)
+class Loader:
+    """The checked inputs of one adapter ``load`` (see :func:`begin`).
+
+    Attributes:
+        cfg: the catalogue entry.
+        cache_dir: folder of the pixel caches and split manifests.
+        card: the adapter's :class:`DatasetCard`.
+        opts: ``cfg.options`` over the adapter's defaults (:func:`options`).
+        task: the checked task (:func:`task_of`).
+        root: the existing dataset folder (:func:`root_of`).
+    """
+
+    cfg: DatasetConfig
+    cache_dir: Path
+    card: DatasetCard
+    opts: dict[str, Any]
+    task: str
+    root: Path
+
+
+def begin(
+    cfg: DatasetConfig,
+    cache_dir: Path,
+    name: str,
+    defaults: Mapping[str, Any],
+    layout: str,
+    tasks: Sequence[str] = ("classification",),
+    check: Callable[[dict[str, Any], str], None] | None = None,
+) -> Loader:
+    """The first steps of an adapter's ``load``, in this order: the options checked against
+    ``defaults`` (:func:`options`), the task against ``tasks`` (the first is the default),
+    ``check(opts, task)`` if given (it raises on a bad combination), then the root.
+
+    Args:
+        name: adapter name (key of ``medfairx.data.cards.CARDS``).
+        layout: expected folder layout, named when ``root`` is missing.
+    """
     opts = options(cfg, defaults)
-    task_of(cfg, ("classification",), "classification")
-    root = root_of(cfg, layout)
-    frame = read(root, opts)
-    return build(
-        cfg,
-        card=CARDS[name],
-        frame=frame,
-        root=root,
-        cache_dir=cache_dir,
-        opts=opts,
-        source_files=list(sources(root, opts)),
-        task="classification",
-        class_names=frame.attrs["class_names"],
-    )
+    task = task_of(cfg, tasks, tasks[0])
+    if check is not None:
+        check(opts, task)
+    return Loader(cfg, cache_dir, CARDS[name], opts, task, root_of(cfg, layout))
+
+
+def metadata_files(root: Path, opts: Mapping[str, Any], keys: Sequence[str]) -> list[Path]:
+    """The existing files named by the options ``keys`` (each a path, a list of paths, or empty).
+
+    Paths are resolved with :func:`option_path`; an empty option, or one naming no file (an
+    optional file that is absent), adds nothing.
+    """
+    values = [v for k in keys for v in (opts[k] if isinstance(opts[k], (list, tuple)) else [opts[k]]) if v]
+    return [p for p in (option_path(root, v) for v in values) if p.is_file()]
+
+
+def labelled(
+    frame: pd.DataFrame,
+    report: Report,
+    root: Path,
+    *,
+    label: LabelConfig | None,
+    default: LabelConfig,
+    names: Sequence[str],
+    check: bool,
+    columns: Sequence[str] = ("image_path",),
+) -> pd.DataFrame:
+    """The last steps of a ``read_metadata``: :func:`with_labels`, then (with ``check``) the
+    image check of ``columns`` (:func:`check_images`), then :func:`finish`.
+
+    Args:
+        frame: the adapter's frame before labelling.
+        report: its :class:`Report` (``report.adapter`` names the dataset in errors).
+        root: dataset folder the file columns are relative to.
+        label, default, names: as in :func:`with_labels`.
+        check: count (and warn about) rows without their files.
+        columns: the file columns to check.
+    """
+    out = with_labels(frame, label, default, names, report.adapter)
+    if check:
+        check_images(out, root, report, columns=columns, stacklevel=4)
+    return finish(out, report)
 
 
 def task_of(cfg: DatasetConfig, allowed: Sequence[str], default: str) -> str:

@@ -230,7 +230,8 @@ def check_header(frame: pd.DataFrame, path: Path, header: Header, report: Report
                 stacklevel=3,
             )
             report.notes.append(f"{path.name}: ignored non-original column(s) {extra}.")
-    return frame.apply(lambda s: s.astype(str).str.strip())
+    result: pd.DataFrame = frame.apply(lambda s: s.astype(str).str.strip())
+    return result
 
 
 # --- values --------------------------------------------------------------------------------
@@ -295,7 +296,8 @@ def numbers(table: Table, column: str, report: Report, *, attribute: str | None 
         for value, n in bad.value_counts().items():
             counts[str(value)] = counts.get(str(value), 0) + int(n)
         _warn_rows(table, column, bad, "non-numeric value(s)", "They are read as missing. Fix the file.")
-    return values.astype(float)
+    result: pd.Series = values.astype(float)
+    return result
 
 
 def binarise(values: pd.Series, groups: Mapping[str, Sequence[str]]) -> pd.Series:
@@ -323,6 +325,16 @@ def empty_ids(ids: pd.Series, table: Table, what: str) -> None:
         raise DataError(f"{table.where(empty.index[0])}: empty {what} ({len(empty)} row(s)). Every row needs one.")
 
 
+def read_id_table(path: Path, header: Header, report: Report, id_column: str) -> Table:
+    """The primary metadata file: :func:`read_csv_table`, its rows counted as ``report.source_rows``,
+    and ``id_column`` checked to be never empty (:func:`empty_ids`) and unique (:func:`unique_ids`)."""
+    table = read_csv_table(path, header, report)
+    report.source_rows = len(table.frame)
+    empty_ids(table.frame[id_column], table, id_column)
+    unique_ids(table.frame[id_column], table, id_column)
+    return table
+
+
 # --- images --------------------------------------------------------------------------------
 
 
@@ -348,8 +360,12 @@ def present(root: Path, relpaths: Iterable[str]) -> np.ndarray:
     return np.array([bool(p) and listing.exists(root / p) for p in relpaths], dtype=bool)
 
 
-def check_images(frame: pd.DataFrame, root: Path, report: Report, *, columns: Sequence[str] = ("image_path",)) -> np.ndarray:
+def check_images(
+    frame: pd.DataFrame, root: Path, report: Report, *, columns: Sequence[str] = ("image_path",), stacklevel: int = 3
+) -> np.ndarray:
     """Count rows whose files (``columns``, relative to ``root``) are absent; warn with examples.
+
+    ``stacklevel`` places the warning (default: the caller of the adapter's ``read_metadata``).
 
     Returns:
         Boolean array, ``True`` where every file of the row exists.
@@ -369,7 +385,7 @@ def check_images(frame: pd.DataFrame, root: Path, report: Report, *, columns: Se
             f"{root} (e.g. {some}). Put the files there (see the dataset card's expected layout); "
             "rows without an image are skipped when the dataset is loaded.",
             MissingImagesWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     return ok
 
@@ -404,5 +420,7 @@ def typed_attribute(values: pd.Series) -> pd.Series:
     filled = text.ne("")
     numeric = pd.to_numeric(text.where(filled), errors="coerce")
     if filled.any() and numeric[filled].notna().all():
-        return numeric.astype(float)
-    return text.where(filled, MISSING).astype(object)
+        result: pd.Series = numeric.astype(float)
+        return result
+    result = text.where(filled, MISSING).astype(object)
+    return result

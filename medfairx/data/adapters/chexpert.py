@@ -31,17 +31,20 @@ import pandas as pd
 
 from medfairx.config import DatasetConfig, LabelConfig
 from medfairx.data.adapters import _loading
-from medfairx.data.adapters._cxr import DEFAULT_FINDING, FINDINGS, finding_labels, race_columns
+from medfairx.data.adapters._cxr import (
+    DEFAULT_FINDING,
+    FINDINGS,
+    finding_labels,
+    race_columns,
+)
 from medfairx.data.adapters._tabular import (
     MISSING,
     Header,
     Report,
     Table,
     check_header,
-    check_images,
     codes,
     empty_ids,
-    finish,
     numbers,
     option_path,
     read_csv_table,
@@ -88,7 +91,8 @@ def read_demographics(path: Path, report: Report) -> pd.DataFrame:
         report.files[path.name] = {"rows": len(raw), "line_endings": "n/a"}
         table = Table(check_header(raw, path, DEMO, report), path, unit="row")
     unique_ids(table.frame["PATIENT"], table, "PATIENT")
-    return table.frame.set_index("PATIENT")
+    result: pd.DataFrame = table.frame.set_index("PATIENT")
+    return result
 
 
 def read_metadata(
@@ -168,27 +172,10 @@ def read_metadata(
             report.notes.append(f"{int(differ.sum())} images where demographics GENDER differs from Sex (Sex is used)")
     else:
         report.notes.append(f"no demographics file ({demographics}): no race attributes")
-    out = _loading.with_labels(out, label, LabelConfig(column="finding", positive=["positive"]), (f"no {finding}", finding), NAME)
-    if check:
-        check_images(out, root, report)
-    return finish(out, report)
+    default = LabelConfig(column="finding", positive=["positive"])
+    return _loading.labelled(out, report, root, label=label, default=default, names=(f"no {finding}", finding), check=check)
 
 
 def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     """Adapter entry point: metadata, images, cache and patient-level splits."""
-    keys = ("csvs", "demographics", "finding", "uncertain", "frontal_only")
-
-    def sources(root: Path, opts: dict[str, Any]) -> list[Path]:
-        files = [option_path(root, c) for c in opts["csvs"]]
-        demo = option_path(root, opts["demographics"]) if opts["demographics"] else None
-        return files + [demo] if demo is not None and demo.is_file() else files
-
-    return _loading.load_classification(
-        cfg,
-        cache_dir=cache_dir,
-        name=NAME,
-        defaults=OPTIONS,
-        layout=LAYOUT,
-        read=lambda root, opts: read_metadata(root, label=cfg.label, **{k: opts[k] for k in keys}),
-        sources=sources,
-    )
+    return _loading.load_classification(cfg, cache_dir, NAME, OPTIONS, LAYOUT, read_metadata, files=("csvs", "demographics"))

@@ -148,36 +148,31 @@ def _int_labels(out: pd.DataFrame, values: pd.Series, table: Any) -> pd.DataFram
             f"{table.path}: column {values.name!r} must use every class 0..K-1 with K >= 2; classes present: "
             f"{sorted(set(numeric.astype(int)))}. Recode the labels or give a catalogue `label:`."
         )
-    result = out.assign(label=numeric.astype(int).to_numpy())
+    result: pd.DataFrame = out.assign(label=numeric.astype(int).to_numpy())
     result.attrs["class_names"] = tuple(str(i) for i in range(k))
     return result
 
 
 def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     """Adapter entry point (classification or segmentation, from ``task``)."""
-    from medfairx.default_plugins.dataset_adapters import CARDS
 
-    opts = _loading.options(cfg, OPTIONS)
-    task = _loading.task_of(cfg, ("classification", "segmentation"), "classification")
-    seg = task == "segmentation"
-    if seg and not opts["mask_column"]:
-        raise ConfigError(f"datasets.{cfg.name}: task segmentation needs options.mask_column (the mask path column).")
-    root = _loading.root_of(cfg, LAYOUT)
+    def check(opts: dict[str, Any], task: str) -> None:
+        if task == "segmentation" and not opts["mask_column"]:
+            raise ConfigError(f"datasets.{cfg.name}: task segmentation needs options.mask_column (the mask path column).")
+
+    run = _loading.begin(cfg, cache_dir, NAME, OPTIONS, LAYOUT, tasks=("classification", "segmentation"), check=check)
+    opts, seg = run.opts, run.task == "segmentation"
     keys = ("csv", "image_column", "label_column", "attributes", "patient_column", "id_column")
-    frame = read_metadata(root, label=None if seg else cfg.label, mask_column=opts["mask_column"] if seg else None, **{k: opts[k] for k in keys})
+    mask_column = opts["mask_column"] if seg else None
+    frame = read_metadata(run.root, label=None if seg else cfg.label, mask_column=mask_column, **{k: opts[k] for k in keys})
     skip = {"patient_id", "image_path", "mask_path", "label"}
     if cfg.label is not None:
         skip.add(cfg.label.column)
     attrs = tuple(c for c in frame.columns if c not in skip)
     return _loading.build(
-        cfg,
-        card=CARDS[NAME],
-        frame=frame,
-        root=root,
-        cache_dir=cache_dir,
-        opts=opts,
-        source_files=[option_path(root, opts["csv"])],
-        task=task,
+        run,
+        frame,
+        source_files=_loading.metadata_files(run.root, opts, ("csv",)),
         class_names=frame.attrs["class_names"],
         mask_column="mask_path" if seg else None,
         card_changes={

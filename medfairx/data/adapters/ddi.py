@@ -23,7 +23,12 @@ import pandas as pd
 
 from medfairx.config import DatasetConfig, LabelConfig
 from medfairx.data.adapters import _loading
-from medfairx.data.adapters._tabular import Header, Report, check_images, codes, empty_ids, finish, read_csv_table, unique_ids
+from medfairx.data.adapters._tabular import (
+    Header,
+    Report,
+    codes,
+    read_id_table,
+)
 from medfairx.data.dataset import FairDataset
 
 NAME = "ddi"
@@ -59,11 +64,8 @@ def read_metadata(
     """
     root = Path(root)
     report = Report(NAME)
-    table = read_csv_table(root / metadata, HEADER, report)
+    table = read_id_table(root / metadata, HEADER, report, "DDI_file")
     df = table.frame
-    report.source_rows = len(df)
-    empty_ids(df["DDI_file"], table, "DDI_file")
-    unique_ids(df["DDI_file"], table, "DDI_file")
     out = pd.DataFrame(index=df["DDI_file"].str.rsplit(".", n=1).str[0].to_numpy())
     out["patient_id"] = df["DDI_ID"].to_numpy()
     report.notes.append("no patient id in DDI (656 images of 570 patients): patient_id = DDI_ID")
@@ -76,20 +78,9 @@ def read_metadata(
     if unlabelled.any():
         report.exclude("malignant not TRUE/FALSE", int(unlabelled.sum()))
         out = out.loc[~unlabelled]
-    out = _loading.with_labels(out, label, DEFAULT_LABEL, ("benign", "malignant"), NAME)
-    if check:
-        check_images(out, root, report)
-    return finish(out, report)
+    return _loading.labelled(out, report, root, label=label, default=DEFAULT_LABEL, names=("benign", "malignant"), check=check)
 
 
 def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     """Adapter entry point: metadata, images, cache and splits as a :class:`FairDataset`."""
-    return _loading.load_classification(
-        cfg,
-        cache_dir=cache_dir,
-        name=NAME,
-        defaults=OPTIONS,
-        layout=LAYOUT,
-        read=lambda root, opts: read_metadata(root, metadata=opts["metadata"], images_dir=opts["images_dir"], label=cfg.label),
-        sources=lambda root, opts: [root / opts["metadata"]],
-    )
+    return _loading.load_classification(cfg, cache_dir, NAME, OPTIONS, LAYOUT, read_metadata, files=("metadata",))

@@ -22,7 +22,13 @@ import pandas as pd
 
 from medfairx.config import DatasetConfig, LabelConfig
 from medfairx.data.adapters import _loading
-from medfairx.data.adapters._tabular import Header, Report, binarise, check_images, codes, empty_ids, finish, read_csv_table, unique_ids
+from medfairx.data.adapters._tabular import (
+    Header,
+    Report,
+    binarise,
+    codes,
+    read_id_table,
+)
 from medfairx.data.dataset import FairDataset
 
 NAME = "fitzpatrick17k"
@@ -64,14 +70,11 @@ def read_metadata(
         ``image_path``; ``attrs["report"]`` holds the counts.
     """
     report = Report(NAME)
-    table = read_csv_table(Path(root) / metadata, HEADER, report)
+    table = read_id_table(Path(root) / metadata, HEADER, report, "md5hash")
     df = table.frame
-    report.source_rows = len(df)
     report.notes.append(
         f"header version: {'2022 (fitzpatrick_scale + fitzpatrick_centaur)' if 'fitzpatrick_centaur' in df else '2021 (fitzpatrick)'}"
     )
-    empty_ids(df["md5hash"], table, "md5hash")
-    unique_ids(df["md5hash"], table, "md5hash")
     out = pd.DataFrame(index=df["md5hash"].to_numpy())
     out["patient_id"] = df["md5hash"].to_numpy()
     report.notes.append("no patient id in Fitzpatrick17k: patient_id = md5hash (image-level splits; near duplicates may leak)")
@@ -89,20 +92,9 @@ def read_metadata(
         if column in df.columns:
             out[column] = df[column].to_numpy()
     out["image_path"] = [f"{images_dir}/{h}.jpg" for h in df["md5hash"]]
-    out = _loading.with_labels(out, label, DEFAULT_LABEL, CLASS_NAMES, NAME)
-    if check:
-        check_images(out, Path(root), report)
-    return finish(out, report)
+    return _loading.labelled(out, report, Path(root), label=label, default=DEFAULT_LABEL, names=CLASS_NAMES, check=check)
 
 
 def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     """Adapter entry point: metadata, images, cache and splits as a :class:`FairDataset`."""
-    return _loading.load_classification(
-        cfg,
-        cache_dir=cache_dir,
-        name=NAME,
-        defaults=OPTIONS,
-        layout=LAYOUT,
-        read=lambda root, opts: read_metadata(root, metadata=opts["metadata"], images_dir=opts["images_dir"], label=cfg.label),
-        sources=lambda root, opts: [root / opts["metadata"]],
-    )
+    return _loading.load_classification(cfg, cache_dir, NAME, OPTIONS, LAYOUT, read_metadata, files=("metadata",))

@@ -154,23 +154,14 @@ def read_subject(path: Path, size: tuple[int, int], values: Mapping[int, int]) -
 
 def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     """Adapter entry point: subject files, cached images/masks and splits (segmentation)."""
-    from medfairx.default_plugins.dataset_adapters import CARDS
-
-    opts = _loading.options(cfg, OPTIONS)
-    _loading.task_of(cfg, ("segmentation",), "segmentation")
-    root = _loading.root_of(cfg, LAYOUT)
-    values = mask_table(opts["mask_values"])
-    frame = read_metadata(root, pattern=opts["pattern"])
+    run = _loading.begin(cfg, cache_dir, NAME, OPTIONS, LAYOUT, tasks=("segmentation",))
+    values = mask_table(run.opts["mask_values"])
+    frame = read_metadata(run.root, pattern=run.opts["pattern"])
     return _loading.build(
-        cfg,
-        card=CARDS[NAME],
-        frame=frame,
-        root=root,
-        cache_dir=cache_dir,
-        opts=opts,
+        run,
+        frame,
         source_files=[],
-        task="segmentation",
         class_names=CLASS_NAMES,
         default_size=(200, 200),
-        read_item=lambda row, size: read_subject(root / row["image_path"], size, values),
+        read_item=lambda row, size: read_subject(run.root / row["image_path"], size, values),
     )

@@ -34,10 +34,8 @@ from medfairx.data.adapters._tabular import (
     MetadataWarning,
     Report,
     Table,
-    check_images,
     codes,
     empty_ids,
-    finish,
     numbers,
     read_csv_table,
     unique_ids,
@@ -87,7 +85,8 @@ def _diagnosis(table: Table) -> pd.Series:
             f"{table.where(pos)}: expected exactly one '1.0' among {','.join(cols)} and '0.0' elsewhere, found "
             f"{','.join(onehot.iloc[pos])} ({int(bad.sum())} such row(s)). Use the original ground-truth file."
         )
-    return ones.idxmax(axis=1)
+    result: pd.Series = ones.idxmax(axis=1)
+    return result
 
 
 def read_metadata(
@@ -176,21 +175,9 @@ def read_metadata(
         warnings.warn(HAM_LEAK, DataLeakageWarning, stacklevel=2)
     default = LabelConfig(column="diagnosis", positive=list(positive))
     names = ("benign", "malignant") if tuple(positive) == MALIGNANT else ("other", "+".join(positive))
-    out = _loading.with_labels(out, label, default, names, NAME)
-    if check:
-        check_images(out, root, report)
-    return finish(out, report)
+    return _loading.labelled(out, report, root, label=label, default=default, names=names, check=check)
 
 
 def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     """Adapter entry point: metadata, images, cache and splits as a :class:`FairDataset`."""
-    keys = ("ground_truth", "metadata", "images_dir", "positive", "exclude_ham10000")
-    return _loading.load_classification(
-        cfg,
-        cache_dir=cache_dir,
-        name=NAME,
-        defaults=OPTIONS,
-        layout=LAYOUT,
-        read=lambda root, opts: read_metadata(root, label=cfg.label, **{k: opts[k] for k in keys}),
-        sources=lambda root, opts: [root / opts["ground_truth"], root / opts["metadata"]],
-    )
+    return _loading.load_classification(cfg, cache_dir, NAME, OPTIONS, LAYOUT, read_metadata, files=("ground_truth", "metadata"))

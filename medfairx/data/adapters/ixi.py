@@ -47,6 +47,7 @@ from medfairx.data.adapters._tabular import (
     finish,
     numbers,
     read_csv_table,
+    report_info,
     unique_ids,
 )
 from medfairx.data.cache import cache_key, file_fingerprints, file_sha256
@@ -135,7 +136,7 @@ def read_metadata(
     kept = [s for s in subjects if s in demog.index]
     out = demog.loc[kept].copy()
     parsed = [MRID.match(s) for s in kept]
-    out["patient_id"] = [m.group(1) if m else s for m, s in zip(parsed, kept)]
+    out["patient_id"] = [m.group(1) if m else s for m, s in zip(parsed, kept, strict=False)]
     out["site"] = [m.group(2) if m else MISSING for m in parsed]
     folder, suffix = LABEL_SETS[labels]
     out["image_path"] = [f"{images_dir}/{s}{IMAGE_SUFFIX}" for s in kept]
@@ -160,7 +161,7 @@ def dlmuse_classes(root: Path, roi_table: str = OPTIONS["roi_table"]) -> tuple[n
     table = read_csv_table(Path(root) / roi_table, Header(required=("Index", "Name")), report)
     rois = table.frame.assign(Index=pd.to_numeric(table.frame["Index"], errors="coerce"))
     single = rois[rois["Index"] < SINGLE_ROI_MAX]
-    names = {0: "background", **{int(i): str(n) for i, n in zip(single["Index"], single["Name"])}, **UNNAMED_DLMUSE}
+    names = {0: "background", **{int(i): str(n) for i, n in zip(single["Index"], single["Name"], strict=False)}, **UNNAMED_DLMUSE}
     ids = np.array(sorted(names), dtype=np.int64)
     return ids, tuple(names[int(i)] for i in ids)
 
@@ -178,7 +179,7 @@ def _read_nifti(path: Path, subject: str) -> Any:
 
     try:
         image = nib.load(str(path))
-        data = np.asarray(image.dataobj.get_unscaled())
+        data = np.asarray(image.dataobj.get_unscaled())  # type: ignore[attr-defined]  # nibabel types load() as the base image
     except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as exc:
         raise DataError(
             f"Cannot read NIfTI file {path} (subject {subject}): {type(exc).__name__}: {' '.join(str(exc).split())} "
@@ -197,7 +198,7 @@ def _resize(volume: np.ndarray, size: tuple[int, ...], *, labels: bool) -> np.nd
     x = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))[None, None]
     if labels:
         y = F.interpolate(x, size=size, mode="nearest")
-    elif all(s <= v for s, v in zip(size, volume.shape)):
+    elif all(s <= v for s, v in zip(size, volume.shape, strict=False)):
         y = F.interpolate(x, size=size, mode="area")
     else:
         y = F.interpolate(x, size=size, mode="trilinear", align_corners=False)
@@ -216,7 +217,9 @@ def read_subject(
     image, volume = _read_nifti(image_path, subject)
     label, raw = _read_nifti(label_path, subject)
     if volume.ndim != 3:
-        raise DataError(f"{image_path} (subject {subject}): expected a 3-D volume, got shape {volume.shape}. Use a single T1 volume per file.")
+        raise DataError(
+            f"{image_path} (subject {subject}): expected a 3-D volume, got shape {volume.shape}. Use a single T1 volume per file."
+        )
     if raw.shape != volume.shape:
         raise DataError(
             f"{label_path} (subject {subject}): label map shape {raw.shape} differs from the image shape {volume.shape} "
@@ -262,11 +265,8 @@ def target(root: Path, opts: dict[str, Any]) -> tuple[np.ndarray, tuple[str, ...
 
 def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     """Adapter entry point: subjects, cached volumes and label maps, splits (3-D segmentation)."""
-    from medfairx.default_plugins.dataset_adapters import CARDS
-
-    opts = _loading.options(cfg, OPTIONS)
-    _loading.task_of(cfg, ("segmentation",), "segmentation")
-    root = _loading.root_of(cfg, LAYOUT)
+    run = _loading.begin(cfg, cache_dir, NAME, OPTIONS, LAYOUT, tasks=("segmentation",))
+    opts, root = run.opts, run.root
     lut, class_names = target(root, opts)
     frame = read_metadata(root, demographics=opts["demographics"], images_dir=opts["images_dir"], labels=opts["labels"])
     kept = _loading.keep_with_files(cfg, frame, root, ["image_path", "label_path"], str(opts["missing_images"]))
@@ -286,22 +286,15 @@ def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     ids = list(kept.index)
     report = frame.attrs["report"]
     info = {
-        **_loading.report_info(report),
+        **report_info(report),
         "skipped_missing_images": len(frame) - len(kept),
         "metadata_file": str(root / opts["demographics"]),
         "label_set": opts["labels"] if opts["structure"] is None else f"coarse: {opts['structure']} vs rest",
     }
     return _loading.cache_and_assemble(
-        cfg,
-        card=CARDS[NAME],
-        meta=kept.drop(columns=["label_path"]),
-        key=key,
-        size=size,
-        image_paths=images,
-        mask_paths=masks,
-        cache_dir=cache_dir,
-        workers=int(opts["workers"]),
-        task="segmentation",
+        run,
+        kept.drop(columns=["label_path"]),
+        _loading.Pixels(key, size, images, masks, int(opts["workers"])),
         class_names=class_names,
         info=info,
         read_item=lambda i: read_subject(images[i], masks[i], ids[i], size, lut),

@@ -33,19 +33,22 @@ import pandas as pd
 
 from medfairx.config import DatasetConfig, LabelConfig
 from medfairx.data.adapters import _loading
-from medfairx.data.adapters._cxr import DEFAULT_FINDING, FINDINGS, finding_labels, race_group
+from medfairx.data.adapters._cxr import (
+    DEFAULT_FINDING,
+    FINDINGS,
+    finding_labels,
+    race_group,
+)
 from medfairx.data.adapters._tabular import (
     MISSING,
     Header,
     Report,
-    check_images,
     choose,
     codes,
-    empty_ids,
-    finish,
     numbers,
     option_path,
     read_csv_table,
+    read_id_table,
     unique_ids,
 )
 from medfairx.data.dataset import FairDataset
@@ -103,7 +106,7 @@ def patient_race(admissions: pd.DataFrame, rule: str, report: Report) -> pd.Data
     chosen = known.merge(group.rename("chosen").reset_index(), on="subject_id")
     chosen = chosen.loc[chosen["group"].eq(chosen["chosen"])]
     published = chosen.groupby("subject_id")["race"].agg(lambda s: s.value_counts().index[0])
-    out = pd.DataFrame({"race_group": group})
+    out: pd.DataFrame = pd.DataFrame({"race_group": group})
     out["race"] = published.reindex(out.index).fillna(MISSING)
     return out
 
@@ -134,10 +137,7 @@ def read_metadata(
     if finding not in FINDINGS:
         raise DataError(f"MIMIC-CXR option finding: {finding!r} is not an observation; use one of: {', '.join(FINDINGS)}.")
     report = Report(NAME)
-    md = read_csv_table(option_path(root, metadata), METADATA, report)
-    empty_ids(md.frame["dicom_id"], md, "dicom_id")
-    unique_ids(md.frame["dicom_id"], md, "dicom_id")
-    report.source_rows = len(md.frame)
+    md = read_id_table(option_path(root, metadata), METADATA, report, "dicom_id")
     lab_header = Header(required=("subject_id", "study_id", finding), optional=tuple(f for f in FINDINGS if f != finding))
     lab = read_csv_table(option_path(root, labels), lab_header, report)
     unique_ids(lab.frame["study_id"], lab, "study_id")
@@ -181,22 +181,11 @@ def read_metadata(
     )
     sid = out["patient_id"].astype(str)
     out["image_path"] = "files/p" + sid.str.slice(0, 2) + "/p" + sid + "/s" + out["study_id"].astype(str) + "/" + out.index + ".jpg"
-    out = _loading.with_labels(out, label, LabelConfig(column="finding", positive=["positive"]), (f"no {finding}", finding), NAME)
-    if check:
-        check_images(out, root, report)
-    return finish(out, report)
+    default = LabelConfig(column="finding", positive=["positive"])
+    return _loading.labelled(out, report, root, label=label, default=default, names=(f"no {finding}", finding), check=check)
 
 
 def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     """Adapter entry point: metadata, images, cache and patient-level splits."""
-    keys = ("metadata", "labels", "split_file", "patients", "admissions", "finding", "uncertain", "views", "race_rule")
     files = ("metadata", "labels", "split_file", "patients", "admissions")
-    return _loading.load_classification(
-        cfg,
-        cache_dir=cache_dir,
-        name=NAME,
-        defaults=OPTIONS,
-        layout=LAYOUT,
-        read=lambda root, opts: read_metadata(root, label=cfg.label, **{k: opts[k] for k in keys}),
-        sources=lambda root, opts: [option_path(root, opts[k]) for k in files if opts[k]],
-    )
+    return _loading.load_classification(cfg, cache_dir, NAME, OPTIONS, LAYOUT, read_metadata, files=files)

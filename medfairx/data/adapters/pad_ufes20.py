@@ -31,13 +31,10 @@ from medfairx.data.adapters._tabular import (
     Header,
     Report,
     binarise,
-    check_images,
     codes,
     empty_ids,
-    finish,
     numbers,
-    read_csv_table,
-    unique_ids,
+    read_id_table,
 )
 from medfairx.data.dataset import FairDataset
 
@@ -93,11 +90,8 @@ def read_metadata(
     """
     root = Path(root)
     report = Report(NAME)
-    table = read_csv_table(root / metadata, HEADER, report)
+    table = read_id_table(root / metadata, HEADER, report, "img_id")
     df = table.frame
-    report.source_rows = len(df)
-    empty_ids(df["img_id"], table, "img_id")
-    unique_ids(df["img_id"], table, "img_id")
     empty_ids(df["patient_id"], table, "patient_id")
     out = pd.DataFrame(index=df["img_id"].to_numpy())
     out["diagnostic"] = codes(table, "diagnostic", {d: d for d in DIAGNOSES}, report).to_numpy()
@@ -121,21 +115,9 @@ def read_metadata(
         out = out.loc[~unlabelled]
     default = LabelConfig(column="diagnostic", positive=list(positive))
     names = ("non-cancer", "cancer") if tuple(positive) == CANCER else ("negative", "+".join(positive))
-    out = _loading.with_labels(out, label, default, names, NAME)
-    if check:
-        check_images(out, root, report)
-    return finish(out, report)
+    return _loading.labelled(out, report, root, label=label, default=default, names=names, check=check)
 
 
 def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     """Adapter entry point: metadata, images, cache and splits as a :class:`FairDataset`."""
-    keys = ("metadata", "images_dir", "positive")
-    return _loading.load_classification(
-        cfg,
-        cache_dir=cache_dir,
-        name=NAME,
-        defaults=OPTIONS,
-        layout=LAYOUT,
-        read=lambda root, opts: read_metadata(root, label=cfg.label, **{k: opts[k] for k in keys}),
-        sources=lambda root, opts: [root / opts["metadata"]],
-    )
+    return _loading.load_classification(cfg, cache_dir, NAME, OPTIONS, LAYOUT, read_metadata, files=("metadata",))

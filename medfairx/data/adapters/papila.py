@@ -35,10 +35,8 @@ from medfairx.data.adapters._tabular import (
     Report,
     Table,
     check_header,
-    check_images,
     choose,
     codes,
-    finish,
     numbers,
     unique_ids,
 )
@@ -95,7 +93,7 @@ def read_sheet(path: Path, report: Report) -> Table:
         )
     names = list(raw.iloc[row])
     above = list(raw.iloc[row - 1]) if row else [""] * len(names)
-    names = [n or a or f"column_{j + 1}" for j, (n, a) in enumerate(zip(names, above))]
+    names = [n or a or f"column_{j + 1}" for j, (n, a) in enumerate(zip(names, above, strict=False))]
     canonical = {n.lower(): n for n in HEADER.required}
     names = [canonical.get(n.lower(), n) for n in names]
     frame = raw.iloc[row + 1 :].reset_index(drop=True)
@@ -120,7 +118,7 @@ def _eye(table: Table, eye: str, images_dir: str, report: Report) -> pd.DataFram
         raise DataError(f"{table.where(bad.index[0])}: ID {bad.iloc[0]!r} is not of the form '#002'. Fix the cell.")
     unique_ids(ids, table, "ID")
     number = ids.str.slice(1)
-    out = pd.DataFrame(index=("RET" + number + eye).to_numpy())
+    out: pd.DataFrame = pd.DataFrame(index=("RET" + number + eye).to_numpy())
     out["patient_id"] = ids.to_numpy()
     out["eye"] = eye
     out["age"] = numbers(table, "Age", report, attribute="age").to_numpy()
@@ -188,26 +186,14 @@ def read_metadata(
     elif suspect == "positive":
         positive.append("suspicious")
     default = LabelConfig(column="diagnosis", positive=positive)
-    out = _loading.with_labels(out, label, default, ("no glaucoma", "glaucoma"), NAME)
-    if check:
-        check_images(out, root, report)
-    return finish(out, report)
+    return _loading.labelled(out, report, root, label=label, default=default, names=("no glaucoma", "glaucoma"), check=check)
 
 
 def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     """Adapter entry point: metadata, images, cache and (patient-level) splits."""
 
-    def read(root: Path, opts: dict[str, Any]) -> pd.DataFrame:
-        choose(str(opts["suspect"]), SUSPECT, f"datasets.{cfg.name}.options.suspect")
-        keys = ("od", "os", "images_dir", "suspect")
-        return read_metadata(root, label=cfg.label, **{k: opts[k] for k in keys})
+    def read(root: Path, **kwargs: Any) -> pd.DataFrame:
+        choose(str(kwargs["suspect"]), SUSPECT, f"datasets.{cfg.name}.options.suspect")
+        return read_metadata(root, **kwargs)
 
-    return _loading.load_classification(
-        cfg,
-        cache_dir=cache_dir,
-        name=NAME,
-        defaults=OPTIONS,
-        layout=LAYOUT,
-        read=read,
-        sources=lambda root, opts: [root / opts["od"], root / opts["os"]],
-    )
+    return _loading.load_classification(cfg, cache_dir, NAME, OPTIONS, LAYOUT, read, files=("od", "os"))

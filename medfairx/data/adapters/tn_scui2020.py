@@ -25,12 +25,10 @@ from medfairx.data.adapters import _loading
 from medfairx.data.adapters._tabular import (
     Header,
     Report,
-    check_images,
     codes,
-    empty_ids,
-    finish,
     option_path,
     read_csv_table,
+    read_id_table,
     typed_attribute,
     unique_ids,
 )
@@ -85,7 +83,7 @@ def read_attributes(path: Path, ids: pd.Index, *, id_column: str = "ID", attribu
             f"(e.g. {', '.join(list(missing[:5]))}). Add a row for every image of train.csv "
             "(leave unknown attributes empty), or point options.attributes_csv at the right table."
         )
-    out = side.loc[wanted].apply(typed_attribute)
+    out: pd.DataFrame = side.loc[wanted].apply(typed_attribute)
     out.index = ids
     return out
 
@@ -112,11 +110,8 @@ def read_metadata(
     """
     root = Path(root)
     report = Report(NAME)
-    table = read_csv_table(root / labels, HEADER, report)
+    table = read_id_table(root / labels, HEADER, report, "ID")
     df = table.frame
-    report.source_rows = len(df)
-    empty_ids(df["ID"], table, "ID")
-    unique_ids(df["ID"], table, "ID")
     out = pd.DataFrame(index=df["ID"].to_numpy())
     out["category"] = codes(table, "CATE", CATE, report, attribute="category").to_numpy()
     unlabelled = out["category"].eq("unknown")
@@ -131,37 +126,23 @@ def read_metadata(
         side = read_attributes(option_path(root, attributes_csv), out.index, id_column=id_column, attributes=attributes)
         out = out.join(side)
         report.notes.append(f"attributes {list(side.columns)} from {attributes_csv}")
-    out = _loading.with_labels(out, label, DEFAULT_LABEL, ("benign", "malignant"), NAME)
-    if check:
-        check_images(out, root, report, columns=("image_path", "mask_path") if masks else ("image_path",))
-    return finish(out, report)
+    columns = ("image_path", "mask_path") if masks else ("image_path",)
+    names = ("benign", "malignant")
+    return _loading.labelled(out, report, root, label=label, default=DEFAULT_LABEL, names=names, check=check, columns=columns)
 
 
 def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     """Adapter entry point (classification, or segmentation with ``task: segmentation``)."""
-    from medfairx.default_plugins.dataset_adapters import CARDS
-
-    opts = _loading.options(cfg, OPTIONS)
-    task = _loading.task_of(cfg, ("classification", "segmentation"), "classification")
-    root = _loading.root_of(cfg, LAYOUT)
-    if opts["attributes"] is not None and not isinstance(opts["attributes"], list):
+    run = _loading.begin(cfg, cache_dir, NAME, OPTIONS, LAYOUT, tasks=("classification", "segmentation"))
+    if run.opts["attributes"] is not None and not isinstance(run.opts["attributes"], list):
         raise ConfigError(f"datasets.{cfg.name}.options.attributes must be a list of column names.")
-    keys = ("labels", "images_dir", "masks_dir", "attributes_csv", "id_column", "attributes")
-    seg = task == "segmentation"
-    frame = read_metadata(root, label=cfg.label, masks=seg, **{k: opts[k] for k in keys})
-    sources = [root / opts["labels"]]
-    if opts["attributes_csv"] is not None:
-        sources.append(option_path(root, opts["attributes_csv"]))
+    seg = run.task == "segmentation"
+    frame = read_metadata(run.root, label=cfg.label, masks=seg, **{k: run.opts[k] for k in OPTIONS})
     attrs = tuple(c for c in frame.columns if c not in ("category", "patient_id", "image_path", "mask_path", "label"))
     return _loading.build(
-        cfg,
-        card=CARDS[NAME],
-        frame=frame if seg else frame.drop(columns=["mask_path"]),
-        root=root,
-        cache_dir=cache_dir,
-        opts=opts,
-        source_files=sources,
-        task=task,
+        run,
+        frame if seg else frame.drop(columns=["mask_path"]),
+        source_files=_loading.metadata_files(run.root, run.opts, ("labels", "attributes_csv")),
         class_names=("background", "nodule") if seg else frame.attrs["class_names"],
         mask_column="mask_path" if seg else None,
         card_changes={"attributes": attrs},

@@ -7,8 +7,7 @@ spec below (one source of truth).
 
 from __future__ import annotations
 
-from medfairx import MethodSpec, MethodTags, hookimpl
-from medfairx.specs import Choice, IntRange, LogUniform, Register, Uniform
+from medfairx import Choice, IntRange, LogUniform, MethodSpec, MethodTags, Register, Uniform, hookimpl
 
 __all__ = ["ERM_SPEC", "GROUPDRO_SPEC", "SPECS", "register_methods"]
 

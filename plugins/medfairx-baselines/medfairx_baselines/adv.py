@@ -21,10 +21,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from medfairx.errors import ConfigError
-from medfairx.methods.base import RunContext, TaskData, TrainRecipe
-from medfairx.methods.grl import FeatureTap, GroupAdversary, feature_module, grad_reverse, grl_lambda
-from medfairx.methods.losses import per_sample_loss
-from medfairx.methods.trainable import Batch, Optimization, TrainableMethod, make_optimization
+from medfairx.methods import (
+    Batch,
+    FeatureTap,
+    GroupAdversary,
+    Optimization,
+    RunContext,
+    TaskData,
+    TrainableMethod,
+    TrainRecipe,
+    feature_module,
+    grad_reverse,
+    grl_lambda,
+    group_count,
+    make_optimization,
+    per_sample_loss,
+)
 from medfairx_baselines import ADV_SPEC
 
 
@@ -36,10 +48,10 @@ class ADV(TrainableMethod, spec=ADV_SPEC):
         adv_weight: weight of the adversary's cross-entropy in the total loss (1 in §1.5).
         hidden: adversary width.
         schedule: ``"dann"`` (the ``λ_p`` ramp) or ``"constant"`` (``λ = λ_max``).
-        recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides.
+        recipe: optional :class:`~medfairx.methods.TrainRecipe` overrides.
 
     Attributes:
-        adversary_: the fitted :class:`~medfairx.methods.grl.GroupAdversary`.
+        adversary_: the fitted :class:`~medfairx.methods.GroupAdversary`.
         lambda_: the last ``λ`` used.
     """
 
@@ -72,13 +84,12 @@ class ADV(TrainableMethod, spec=ADV_SPEC):
                 "ADV needs group codes in the training data but train.groups is None; run it with a "
                 "training grouping (it is tagged uses_groups_in_fit)."
             )
-        groups = np.asarray(train.groups)
-        self.n_groups_ = int(max(train.n_groups, int(groups.max(initial=-1)) + 1))
+        self.n_groups_ = group_count(train)
         if self.n_groups_ < 2:
             raise ConfigError("ADV needs at least two groups to predict; the training grouping has fewer.")
         module = feature_module(self.model_, ctx.task)
         self.tap_ = FeatureTap(module)
-        from medfairx.methods.device import images_to_float
+        from medfairx.methods import images_to_float
 
         x = images_to_float(torch.from_numpy(np.ascontiguousarray(train.images[:2])).to(self.device_))
         was_training = self.model_.training

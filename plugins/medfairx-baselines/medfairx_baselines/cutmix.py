@@ -15,9 +15,7 @@ from typing import Any
 
 import torch
 
-from medfairx.methods.base import RunContext, TaskData
-from medfairx.methods.cutmix import CutMix, mixed_per_sample_loss
-from medfairx.methods.trainable import Batch, TrainableMethod
+from medfairx.methods import Batch, CutMix, RunContext, TaskData, TrainableMethod, mixed_per_sample_loss
 from medfairx_baselines import CUTMIX_SPEC
 
 
@@ -30,7 +28,7 @@ class CutMixERM(TrainableMethod, spec=CUTMIX_SPEC):
     Args:
         beta: ``β`` of ``λ ~ Beta(β, β)``.
         prob: probability of mixing a batch (0.5: the official CIFAR scripts; 1.0: ImageNet).
-        recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides.
+        recipe: optional :class:`~medfairx.methods.TrainRecipe` overrides.
     """
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medfairx.methods.trainable import TrainableMethod
+from medfairx.methods import TrainableMethod
 from medfairx_baselines import ERM_SPEC
 
 
@@ -16,7 +16,7 @@ class ERM(TrainableMethod, spec=ERM_SPEC):
     """Empirical risk minimisation, ``L = (1/n) Σ_i ℓ_i``, with the task recipe.
 
     Args:
-        recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides.
+        recipe: optional :class:`~medfairx.methods.TrainRecipe` overrides.
     """
 
 

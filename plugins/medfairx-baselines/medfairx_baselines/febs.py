@@ -1,6 +1,6 @@
 """FEBS — Fair Error-Bound Scaling (Harvard-FairSeg, Tian et al., ICLR 2024; docs/methods.md §2.2).
 
-Segmentation only, 2D and 3D. The loss lives in :mod:`medfairx.methods.febs`:
+Segmentation only, 2D and 3D. The loss lives in :mod:`medfairx_baselines.febs_loss`:
 ``L = 0.5·CE + 0.5·(1/C) Σ_c D(P_c ⊙ w_{a_i}, T_c)`` with
 ``w_g = tanh((min_{g' present} E_{g'} / E_g)^γ)``. The minimum runs over the groups present in
 the batch (the official code's zero-padded minimum, which zeroes all weights when a group is
@@ -18,10 +18,9 @@ from typing import Any
 import torch
 
 from medfairx.errors import ConfigError
-from medfairx.methods.base import RunContext, TaskData
-from medfairx.methods.febs import febs_loss
-from medfairx.methods.trainable import Batch, TrainableMethod
+from medfairx.methods import Batch, RunContext, TaskData, TrainableMethod
 from medfairx_baselines import FEBS_SPEC
+from medfairx_baselines.febs_loss import febs_loss
 
 
 class FEBS(TrainableMethod, spec=FEBS_SPEC):
@@ -31,7 +30,7 @@ class FEBS(TrainableMethod, spec=FEBS_SPEC):
         gamma: the exponent ``γ``.
         ce_weight: weight of the cross-entropy term (0.5).
         detach_weights: treat the group weights as constants for autograd [INFERRED].
-        recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides.
+        recipe: optional :class:`~medfairx.methods.TrainRecipe` overrides.
     """
 
 

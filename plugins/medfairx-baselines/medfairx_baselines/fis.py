@@ -3,7 +3,7 @@
 The weights live in :mod:`medfairx.methods.fis` (FairDi reuses them). Variant
 ``"fairvision"`` (default) forwards an extra batch of ``m`` samples of every group through
 the current model under ``no_grad`` at every step (per-group endless streams,
-:class:`~medfairx.methods.group_sampling.GroupBatchStream`) to measure the group distances
+:class:`~medfairx_baselines.group_sampling.GroupBatchStream`) to measure the group distances
 ``o_g = S_ε(L̂_g, L̂)``; variant ``"fairdi"`` uses the batch's own losses (FairDi eq. (1)).
 Loss ``L = (1/n) Σ_i ((1−c)·s^I_i + c·s^G_i)·ℓ_i``.
 
@@ -20,14 +20,20 @@ import numpy as np
 import torch
 
 from medfairx.errors import ConfigError
-from medfairx.methods.base import RunContext, TaskData
-from medfairx.methods.cutmix import mixed_per_sample_loss
-from medfairx.methods.device import ArraySource
-from medfairx.methods.fis import FairIdentityScaler, fis_loss
-from medfairx.methods.group_sampling import GroupBatchStream
-from medfairx.methods.losses import per_sample_loss
-from medfairx.methods.trainable import Batch, TrainableMethod, default_augment
+from medfairx.methods import (
+    ArraySource,
+    Batch,
+    FairIdentityScaler,
+    RunContext,
+    TaskData,
+    TrainableMethod,
+    default_augment,
+    fis_loss,
+    mixed_per_sample_loss,
+    per_sample_loss,
+)
 from medfairx_baselines import FIS_SPEC
+from medfairx_baselines.group_sampling import GroupBatchStream
 
 
 class FIS(TrainableMethod, spec=FIS_SPEC):
@@ -47,7 +53,7 @@ class FIS(TrainableMethod, spec=FIS_SPEC):
         fis_rescale: multiply the loss by ``n`` (undo the ≈1/n scale of the weights).
         group_forward_mode: ``"train"`` (official: the extra forward passes update
             BatchNorm statistics) or ``"eval"``.
-        recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides.
+        recipe: optional :class:`~medfairx.methods.TrainRecipe` overrides.
 
     Attributes:
         last_distances_: the group distances ``o_g`` of the last step.

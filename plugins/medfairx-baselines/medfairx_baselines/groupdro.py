@@ -18,9 +18,17 @@ import numpy as np
 import torch
 
 from medfairx.errors import ConfigError
-from medfairx.methods.base import RunContext, TaskData
-from medfairx.methods.losses import group_mean_losses, groupdro_adjustment, groupdro_update, per_sample_loss
-from medfairx.methods.trainable import Batch, TrainableMethod
+from medfairx.methods import (
+    Batch,
+    RunContext,
+    TaskData,
+    TrainableMethod,
+    group_count,
+    group_mean_losses,
+    groupdro_adjustment,
+    groupdro_update,
+    per_sample_loss,
+)
 from medfairx_baselines import GROUPDRO_SPEC
 
 
@@ -30,7 +38,7 @@ class GroupDRO(TrainableMethod, spec=GROUPDRO_SPEC):
     Args:
         eta: step size ``η`` of the exponentiated-gradient update of ``q``.
         c: generalisation-adjustment constant ``C`` (``0`` disables ``C/√N_g``).
-        recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides.
+        recipe: optional :class:`~medfairx.methods.TrainRecipe` overrides.
 
     Attributes:
         q_: ``(K,)`` current group weights (a probability vector).
@@ -55,7 +63,7 @@ class GroupDRO(TrainableMethod, spec=GROUPDRO_SPEC):
                 "run it with a training grouping (it is tagged uses_groups_in_fit)."
             )
         groups = np.asarray(train.groups)
-        k = int(max(train.n_groups, int(groups.max(initial=-1)) + 1))
+        k = group_count(train)
         if k < 1:
             raise ConfigError("GroupDRO: the training grouping has no groups (n_groups < 1).")
         self.n_groups_ = k

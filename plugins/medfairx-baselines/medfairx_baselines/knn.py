@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from medfairx.errors import ConfigError
-from medfairx.methods.base import Method, RunContext, TaskData
+from medfairx.methods import Method, RunContext, TaskData
 from medfairx_baselines import KNN_SPEC
 
 

@@ -15,11 +15,9 @@ from typing import Any
 import numpy as np
 
 from medfairx.errors import ConfigError
-from medfairx.methods.base import RunContext, TaskData
-from medfairx.methods.group_sampling import STRATA, stratum_weights
-from medfairx.methods.sampling import IndexSampler, WeightedSampler
-from medfairx.methods.trainable import TrainableMethod
+from medfairx.methods import IndexSampler, RunContext, TaskData, TrainableMethod, WeightedSampler
 from medfairx_baselines import RESAMPLING_SPEC
+from medfairx_baselines.group_sampling import STRATA, stratum_weights
 
 
 class Resampling(TrainableMethod, spec=RESAMPLING_SPEC):
@@ -29,7 +27,7 @@ class Resampling(TrainableMethod, spec=RESAMPLING_SPEC):
         resample_which: the stratum ``k(i)``: ``"group"`` (``a_i``, default), ``"balanced"``
             (``(a_i, y_i)``) or ``"class"`` (``y_i``). Samples outside every group (code -1)
             form a stratum of their own.
-        recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides.
+        recipe: optional :class:`~medfairx.methods.TrainRecipe` overrides.
 
     Attributes:
         weights_: ``(N_train,)`` the sampling weights of the last fit.
@@ -46,7 +44,7 @@ class Resampling(TrainableMethod, spec=RESAMPLING_SPEC):
         return {"recipe": {"epochs": 2, "max_steps_per_epoch": 3, "batch_size": 16}}
 
     def make_sampler(self, train: TaskData, ctx: RunContext) -> IndexSampler:
-        """A :class:`~medfairx.methods.sampling.WeightedSampler` with ``w_i = 1/N_{k(i)}``.
+        """A :class:`~medfairx.methods.WeightedSampler` with ``w_i = 1/N_{k(i)}``.
 
         Raises:
             ConfigError: unknown stratum, or the stratum needs groups / class labels that the

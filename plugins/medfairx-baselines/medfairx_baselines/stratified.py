@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from medfairx.errors import ConfigError
-from medfairx.methods.base import Method, RunContext, TaskData
+from medfairx.methods import Method, RunContext, TaskData, group_count
 from medfairx_baselines import STRATIFIED_SPEC
 from medfairx_baselines.erm import ERM
 
@@ -26,7 +26,7 @@ class Stratified(Method, spec=STRATIFIED_SPEC):
     """One ERM model per group, routed by the sample's true group at prediction time.
 
     Args:
-        recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides (every
+        recipe: optional :class:`~medfairx.methods.TrainRecipe` overrides (every
             group model uses the same recipe).
         fallback: what samples outside every group (code -1) get at prediction time:
             ``"mean"`` (average of the group models' probabilities, [INFERRED]) or
@@ -36,6 +36,8 @@ class Stratified(Method, spec=STRATIFIED_SPEC):
         models_: ``{group code: fitted ERM}``.
         n_groups_: number of groups of the training grouping.
     """
+
+    epochs_are_checkpoints = False  # the routed ensemble of group models has no single epoch
 
 
     def __init__(self, recipe: dict[str, Any] | None = None, fallback: str = "mean") -> None:
@@ -64,7 +66,7 @@ class Stratified(Method, spec=STRATIFIED_SPEC):
                 "training grouping (it is tagged uses_groups_in_fit)."
             )
         tg, vg = np.asarray(train.groups), np.asarray(val.groups)
-        self.n_groups_ = int(max(train.n_groups, int(tg.max(initial=-1)) + 1))
+        self.n_groups_ = group_count(train)
         names = self._group_names(train)
         empty = [names[g] for g in range(self.n_groups_) if not np.any(tg == g)]
         if empty:
@@ -83,7 +85,7 @@ class Stratified(Method, spec=STRATIFIED_SPEC):
                     f"[stratified] group {names[g]!r} has no validation samples; selecting on the pooled val split."
                 )
                 sub_val = val
-            child = ctx.child(eval_sets={})  # per-epoch predictions of one group's model are not the method's
+            child = ctx.child()
             model = ERM(recipe=copy.deepcopy(self.recipe))
             model.name = f"{self.name}[{names[g]}]"
             model.fit(sub_train, sub_val, child)
@@ -145,9 +147,7 @@ class Stratified(Method, spec=STRATIFIED_SPEC):
 
     def load_state_dict(self, state: dict[str, Any], ctx: RunContext) -> Stratified:
         """Restore every group model."""
-        for k, v in state.get("params", {}).items():
-            if k in self._param_names():
-                setattr(self, k, copy.deepcopy(v))
+        self.restore_params(state)
         self.n_groups_ = int(state["n_groups"])
         self.models_ = {}
         for g, sub in state["models"].items():

@@ -25,11 +25,14 @@ import torch
 from torch import nn
 
 from medfairx.errors import ConfigError
-from medfairx.methods.base import RunContext, TaskData, TrainRecipe
-from medfairx.methods.device import ArraySource
-from medfairx.methods.swad import LossValley, SegmentAverage, load_parameters, recalibrate_bn
-from medfairx.methods.trainable import Optimization, TrainableMethod
+from medfairx.methods import ArraySource, Optimization, RunContext, TaskData, TrainableMethod, TrainRecipe
 from medfairx_baselines import SWAD_SPEC
+from medfairx_baselines.swad_average import (
+    LossValley,
+    SegmentAverage,
+    load_parameters,
+    recalibrate_bn,
+)
 
 #: LossValley presets: (n_tolerance, tolerance_ratio); n_converge is 3 in both.
 PRESETS: dict[str, tuple[int, float]] = {"original": (6, 0.3), "medfair": (9, 0.05)}
@@ -50,10 +53,10 @@ class SWAD(TrainableMethod, spec=SWAD_SPEC):
             ``"worst_group_auc"`` (``1 −`` worst-group AUC, classification) or ``"loss"``.
         bn_batches: batches used to recalibrate BatchNorm (``None``: one full pass over the
             training data, as MEDFAIR; the original uses 500).
-        recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides.
+        recipe: optional :class:`~medfairx.methods.TrainRecipe` overrides.
 
     Attributes:
-        valley_: the :class:`~medfairx.methods.swad.LossValley` of the last fit.
+        valley_: the :class:`~medfairx_baselines.swad_average.LossValley` of the last fit.
         swad_info_: convergence summary (converged, dead, included segments, threshold).
     """
 

@@ -12,21 +12,15 @@ import pytest
 import torch
 
 import medfairx_baselines
+from medfairx.contracts import TaskData, TrainRecipe
 from medfairx.errors import ConfigError, NotFittedError, TrainingError
-from medfairx.methods.base import RunContext, TaskData, TrainRecipe
+from medfairx.methods.base import RunContext
 from medfairx.methods.trainable import Batch
 from medfairx.specs import MethodSpec
 from medfairx_baselines.erm import ERM
 from medfairx_baselines.groupdro import GroupDRO
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and threads thrash on a busy CI box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def squares(n: int, seed: int, seg: bool = False, size: int = 16) -> TaskData:

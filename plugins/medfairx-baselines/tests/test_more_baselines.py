@@ -12,11 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from medfairx.errors import ConfigError
-from medfairx.methods.group_sampling import GroupBatchStream, stratum_weights
-from medfairx.methods.grl import GradientReversal, GroupAdversary, grad_reverse, grl_lambda
-from medfairx.testing.toy import make_cpu_run_context, make_toy_splits
 import medfairx_baselines as mb
+from medfairx.errors import ConfigError
+from medfairx.methods.grl import (
+    GradientReversal,
+    GroupAdversary,
+    grad_reverse,
+    grl_lambda,
+)
+from medfairx.testing.toy import make_cpu_run_context, make_toy_splits
+from medfairx_baselines.group_sampling import GroupBatchStream, stratum_weights
 from medfairx_baselines.resampling import Resampling
 from medfairx_baselines.stratified import Stratified
 from medfairx_baselines.swad import SWAD
@@ -34,7 +39,7 @@ def _fit(name: str, task: str, dims: int = 2, seed: int = 0, **params):
     return method, splits, ctx
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fitted(name: str, task: str):
     """One default (test_params) fit per method and task, shared by the tests below."""
     return _fit(name, task)

@@ -7,8 +7,7 @@ the spec below (one source of truth).
 
 from __future__ import annotations
 
-from medfairx import MethodSpec, MethodTags, hookimpl
-from medfairx.specs import ClaimComparison, ClaimSpec, Register, Uniform
+from medfairx import ClaimComparison, ClaimSpec, MethodSpec, MethodTags, Register, Uniform, hookimpl
 
 __all__ = ["FAIRDI_CLAIM", "FAIRDI_SPEC", "SPECS", "register_claims", "register_methods"]
 

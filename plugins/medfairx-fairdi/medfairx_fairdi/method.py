@@ -1,6 +1,6 @@
 """FairDi — Fair Distillation (docs/methods.md §3): FIS backbone, per-group teachers, one student.
 
-Stages (each trained with the framework loop :func:`~medfairx.methods.trainable.train_model`):
+Stages (each trained with the framework loop :func:`~medfairx.methods.train_model`):
 
 0. **backbone** — the whole network with FIS (variant ``fairdi``, ``c = 0.5``) and CutMix;
    early stopping on validation worst-group AUC (patience 5).
@@ -19,10 +19,10 @@ Segmentation [INFERRED]: the heads are the network's final convolution, the KL i
 averaged over pixels, FIS weights use the per-image losses, and every stage runs the
 recipe's full length (no early stopping; the best validation checkpoint is kept).
 
-History: stages 0 and 1 train on ``ctx.child(eval_sets={})`` contexts (no per-epoch
-predictions) whose records (``stage`` = ``backbone`` / ``teacher:<group>``) are appended to
-``ctx.history``; the student trains on ``ctx`` itself, so only its epochs carry the per-epoch
-val/test predictions that after-the-fact model selection reads.
+History: stages 0 and 1 train on ``ctx.child()`` contexts as intermediate stages
+(``deployed=False``) whose records (``stage`` = ``backbone`` / ``teacher:<group>``) are
+appended to ``ctx.history``; the student is the deployed stage, so only its epochs are
+observed for after-the-fact model selection.
 
 Search space (``medfairx bench --trials``, on top of the recipe's ``lr`` / ``weight_decay``):
 ``tau`` uniform on [1, 4] around the paper's 1.5; ``lam`` uniform on [0.5, 0.99] around 0.95;
@@ -39,14 +39,34 @@ import torch
 from torch import nn
 
 from medfairx.errors import ConfigError
-from medfairx.methods.backbones import build_backbone
-from medfairx.methods.base import Method, RunContext, TaskData, TrainRecipe
-from medfairx.methods.cutmix import CutMix, mixed_per_sample_loss
-from medfairx.methods.device import resolve_device, seed_everything
-from medfairx.methods.distill import KD_DIRECTIONS, distillation_kl, distillation_objective, select_by_group
-from medfairx.methods.fis import FairIdentityScaler, fis_loss
-from medfairx.methods.trainable import Batch, TrainResult, default_augment, predict_proba, train_model
+from medfairx.methods import (
+    Batch,
+    CutMix,
+    FairIdentityScaler,
+    Method,
+    RunContext,
+    TaskData,
+    TrainRecipe,
+    TrainResult,
+    build_backbone,
+    cpu_state,
+    default_augment,
+    fis_loss,
+    group_count,
+    layered_recipe,
+    mixed_per_sample_loss,
+    predict_proba,
+    resolve_device,
+    seed_everything,
+    train_model,
+)
 from medfairx_fairdi import FAIRDI_SPEC
+from medfairx_fairdi.distill import (
+    KD_DIRECTIONS,
+    distillation_kl,
+    distillation_objective,
+    select_by_group,
+)
 from medfairx_fairdi.heads import HeadOnFrozenBackbone, fresh_head, split_head
 
 #: Head optimiser of Steps 1 and 2 (SGD momentum 0.9 [FD §4.1]; lr 1e-3 [INFERRED]).
@@ -66,7 +86,8 @@ class FairDi(Method, spec=FAIRDI_SPEC):
         c_student: FIS mixing coefficient of Step 2.
         patience: early-stopping patience of every stage (classification).
         head_lr: learning rate of the head stages (SGD, momentum 0.9).
-        cutmix: use CutMix in every stage (only while ``recipe.augment`` is on).
+        cutmix: use CutMix in every stage (only while ``recipe.augment`` is on, and only on images:
+            under a frozen-feature protocol the inputs are vectors and no batch is mixed).
         cutmix_beta: ``β`` of CutMix's ``λ ~ Beta(β, β)``.
         cutmix_prob: probability of mixing a batch.
         fis_blur: blur of FIS's Sinkhorn divergence (``ε = blur²``).
@@ -79,7 +100,7 @@ class FairDi(Method, spec=FAIRDI_SPEC):
             initialisation (synthetic suite: teacher val AUC ≈ 0.51), and the student copies
             useless teachers (AUC 0.34). Default ``True`` with ``head_lr=1e-2`` [INFERRED: the
             paper reports neither]; ``teacher_rescale=False, head_lr=1e-3`` is the literal form.
-        recipe: :class:`~medfairx.methods.base.TrainRecipe` overrides for every stage.
+        recipe: :class:`~medfairx.methods.TrainRecipe` overrides for every stage.
         head_recipe: further overrides for Steps 1 and 2 only (e.g. ``{"epochs": 10}``).
 
     Attributes:
@@ -154,15 +175,7 @@ class FairDi(Method, spec=FAIRDI_SPEC):
         else:
             stage_defaults = {**HEAD_RECIPE, "lr": self.head_lr, "criterion": criterion, "patience": patience}
             layers = [self.recipe or {}, stage_defaults, self.head_recipe or {}]
-        recipe = ctx.recipe
-        for layer in layers:
-            try:
-                recipe = recipe.updated(**layer)
-            except TypeError:
-                bad = sorted(set(layer) - set(TrainRecipe.__dataclass_fields__))
-                raise ConfigError(f"FairDi: unknown recipe override(s) {bad}; valid keys: "
-                                  f"{', '.join(sorted(TrainRecipe.__dataclass_fields__))}.") from None
-        return recipe
+        return layered_recipe(ctx.recipe, *layers, owner="FairDi")
 
     def _scaler(self, c: float, rescale: bool = False) -> FairIdentityScaler:
         return FairIdentityScaler(
@@ -184,7 +197,8 @@ class FairDi(Method, spec=FAIRDI_SPEC):
             raise ConfigError("FairDi: no training sample belongs to a group; check the training grouping.")
 
     def _augment_fn(self, ctx: RunContext, recipe: TrainRecipe) -> Any:
-        cutmix = self.cutmix_ if self.cutmix else None
+        # CutMix cuts boxes out of images: on frozen-encoder features (no spatial axes) it is off
+        cutmix = self.cutmix_ if self.cutmix and len(ctx.image_size) else None
 
         def augment(batch: Batch) -> Batch:
             if not recipe.augment:
@@ -213,12 +227,13 @@ class FairDi(Method, spec=FAIRDI_SPEC):
         forward: Any = None,
         record_in: RunContext | None = None,
     ) -> TrainResult:
-        """Train one stage; a sub-stage (``record_in`` given) trains on a child context
-        without eval sets and its records are appended to ``record_in.history``."""
-        run_ctx = ctx.child(eval_sets={}) if record_in is not None else ctx
+        """Train one stage; a sub-stage (``record_in`` given) trains on a child context as an
+        intermediate (not deployed) stage and its records are appended to ``record_in.history``."""
+        run_ctx = ctx.child() if record_in is not None else ctx
         result = train_model(
             model, train, val, run_ctx, loss_fn=loss_fn, params=params, recipe=recipe,
             augment=self._augment_fn(ctx, recipe), forward=forward, name=self.name, stage=stage,
+            deployed=record_in is None,
         )
         if record_in is not None:
             record_in.history.extend(run_ctx.history)
@@ -324,7 +339,7 @@ class FairDi(Method, spec=FAIRDI_SPEC):
         """Step 2: a new head with eq. (3), the teacher of each sample's own group."""
         scaler = self._scaler(self.c_student)
         teachers = [self.teachers_[k] for k in sorted(self.teachers_, key=int)]
-        index = self._teacher_index(int(max(train.n_groups, int(np.max(train.groups)) + 1))).to(self.device_)
+        index = self._teacher_index(group_count(train)).to(self.device_)
         head = fresh_head(template).to(self.device_)
         self.student_ = head
         model = HeadOnFrozenBackbone(self.backbone_, head)
@@ -386,16 +401,13 @@ class FairDi(Method, spec=FAIRDI_SPEC):
         """Backbone, student and teacher weights (CPU), hyper-parameters, stage summaries."""
         self.check_fitted("state_dict")
 
-        def cpu(m: nn.Module) -> dict[str, torch.Tensor]:
-            return {k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()}
-
         return {
             "format": 1,
             "method": self.name,
             "params": copy.deepcopy(self.get_params()),
-            "backbone": cpu(self.backbone_),
-            "student": cpu(self.student_),
-            "teachers": {k: cpu(v) for k, v in self.teachers_.items()},
+            "backbone": cpu_state(self.backbone_),
+            "student": cpu_state(self.student_),
+            "teachers": {k: cpu_state(v) for k, v in self.teachers_.items()},
             "stages": copy.deepcopy(self.stage_results_),
             "selected_epoch": self.selected_epoch_,
             "epochs_trained": self.epochs_trained_,
@@ -407,16 +419,14 @@ class FairDi(Method, spec=FAIRDI_SPEC):
         Raises:
             ConfigError: the weights do not fit ``ctx``'s backbone.
         """
-        for k, v in state.get("params", {}).items():
-            if k in self._param_names():
-                setattr(self, k, copy.deepcopy(v))
+        self.restore_params(state)
         self.device_ = resolve_device(ctx.device)
         network = build_backbone(
             ctx.backbone, in_channels=ctx.in_channels, num_classes=ctx.num_classes,
             spatial_dims=ctx.spatial_dims, task=ctx.task, **dict(ctx.backbone_kwargs),
         )
         backbone, head = split_head(network, ctx.task)
-        try:
+        with self.loading_weights(ctx):
             backbone.load_state_dict(state["backbone"])
             student = fresh_head(head)
             student.load_state_dict(state["student"])
@@ -425,11 +435,6 @@ class FairDi(Method, spec=FAIRDI_SPEC):
                 t = fresh_head(head)
                 t.load_state_dict(sd)
                 teachers[str(k)] = t.requires_grad_(False)
-        except (KeyError, RuntimeError) as exc:
-            raise ConfigError(
-                f"FairDi.load_state_dict: the saved weights do not fit backbone {ctx.backbone!r} "
-                f"({str(exc).splitlines()[0]}); load with the run's backbone and backbone_kwargs."
-            ) from None
         self.backbone_ = backbone.to(self.device_).requires_grad_(False).eval()
         self.student_ = student.to(self.device_)
         self.teachers_ = teachers.to(self.device_)

@@ -15,28 +15,21 @@ from torch import nn
 import medfairx_fairdi
 from medfairx.errors import ConfigError, NotFittedError
 from medfairx.methods.backbones import build_backbone
-from medfairx.methods.distill import (
+from medfairx.methods.fis import fis_weights, group_distances_batch
+from medfairx.methods.trainable import Batch, train_model
+from medfairx.specs import MethodSpec
+from medfairx.testing import make_cpu_run_context, make_toy_splits
+from medfairx_fairdi.distill import (
     binary_kl,
     distillation_kl,
     distillation_objective,
     kl_divergence,
     select_by_group,
 )
-from medfairx.methods.fis import fis_weights, group_distances_batch
-from medfairx.methods.trainable import Batch, train_model
-from medfairx.specs import MethodSpec
-from medfairx.testing import make_cpu_run_context, make_toy_splits
 from medfairx_fairdi.heads import HeadOnFrozenBackbone, fresh_head, split_head
 from medfairx_fairdi.method import FairDi
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FAST = {"ot_backend": "wasserstein_1d", "cutmix_prob": 1.0, "recipe": {"epochs": 2, "max_steps_per_epoch": 2, "batch_size": 16}}
@@ -208,7 +201,10 @@ def test_frozen_backbone_stays_in_eval_and_unchanged() -> None:
 def test_fit_predict_classification_end_to_end() -> None:
     s = make_toy_splits("classification", n_groups=3)
     ctx = make_cpu_run_context("classification", epochs=2)
-    ctx.eval_sets = {"val": s["val"].without_labels(), "test": s["test"].without_labels()}
+    from medfairx.runner.epochs import epoch_recorder
+
+    ctx.observe_epoch, observed = epoch_recorder(
+        {"val": s["val"].without_labels(), "test": s["test"].without_labels()}, method="fairdi")
     m = FairDi(**FAST)
     with pytest.raises(NotFittedError):
         m.predict_scores(s["test"], ctx)
@@ -217,9 +213,8 @@ def test_fit_predict_classification_end_to_end() -> None:
     stages = [h["stage"] for h in ctx.history]
     assert stages[:2] == ["backbone", "backbone"] and stages[-1] == "student"
     assert {"teacher:g0", "teacher:g1", "teacher:g2"} <= set(stages)
-    with_preds = [h for h in ctx.history if "predictions" in h]
-    assert with_preds and all(h["stage"] == "student" for h in with_preds)  # selection sees the student only
-    assert set(with_preds[0]["predictions"]) == {"val", "test"}
+    assert observed and all(r.stage == "student" for r in observed)  # selection sees the student only
+    assert set(observed[0].scores) == {"val", "test"}
     assert m.selected_epoch_ == m.stage_results_["student"]["selected_epoch"]
     blind = s["test"].without_labels().without_groups()  # no attribute at inference
     p = m.predict_scores(blind, ctx)

@@ -15,8 +15,7 @@ only when a method is used.
 
 from __future__ import annotations
 
-from medfairx import MethodSpec, MethodTags, hookimpl
-from medfairx.specs import IntRange, Register, Uniform
+from medfairx import IntRange, MethodSpec, MethodTags, Register, Uniform, hookimpl
 
 __all__ = ["DMOE_SPEC", "FAIRDRO_SPEC", "MOE_SPEC", "SPECS", "register_methods"]
 

@@ -24,8 +24,7 @@ import torch
 from torch import nn
 
 from medfairx.errors import ConfigError
-from medfairx.methods.base import RunContext, TaskData
-from medfairx.methods.trainable import Batch, TrainableMethod
+from medfairx.methods import Batch, RunContext, TaskData, TrainableMethod, group_count
 from medfairx_fairdro import DMOE_SPEC
 from medfairx_fairdro.networks import DMoEUNet, channels_for_backbone
 
@@ -44,7 +43,7 @@ class DMoE(TrainableMethod, spec=DMOE_SPEC):
         channels: encoder channels of the dMoE-UNet (one MoE per stage); ``None`` sizes it
             like the run's backbone (``tiny_unet`` → ``(8, 16, 32)``, otherwise
             ``(16, 32, 64, 128, 256)``; see :func:`~medfairx_fairdro.networks.channels_for_backbone`).
-        recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides.
+        recipe: optional :class:`~medfairx.methods.TrainRecipe` overrides.
 
     Attributes:
         n_routers_: routers per MoE layer of the fitted network.
@@ -99,7 +98,7 @@ class DMoE(TrainableMethod, spec=DMOE_SPEC):
                 f"{self._label()} routes every sample by its group but train.groups is None; run it "
                 "with a training grouping (it is tagged uses_groups_in_fit)."
             )
-        needed = max(int(train.n_groups), int(np.asarray(train.groups).max(initial=-1)) + 1, 1)
+        needed = group_count(train, minimum=1)
         if self.max_attr is None:
             return needed
         if int(self.max_attr) < needed:

@@ -5,7 +5,7 @@
   ``ℓ_i = 0.5·CE_i + 0.5·Dice_i``: per-group ``R_g = (1−ω)·mean + ω·CVaR_α`` (or the KL tail),
   equal weights over the groups of the batch (or GroupDRO weights ``q``, which persist across
   batches and epochs and are saved in the state dict).
-* Batches: :class:`~medfairx.methods.stratified_sampling.GroupStratifiedSampler` guarantees
+* Batches: :class:`~medfairx.methods.GroupStratifiedSampler` guarantees
   ``min_per_group`` samples of every present group per batch, so the per-group CVaR is not
   just the per-group maximum. If ``K·min_per_group`` exceeds the batch size, the guarantee is
   lowered to ``⌊batch_size / K⌋`` (logged).
@@ -27,11 +27,15 @@ import numpy as np
 import torch
 
 from medfairx.errors import ConfigError
-from medfairx.methods.base import RunContext, TaskData
-from medfairx.methods.losses import per_sample_loss
-from medfairx.methods.sampling import IndexSampler
-from medfairx.methods.stratified_sampling import GroupStratifiedSampler
-from medfairx.methods.trainable import Batch
+from medfairx.methods import (
+    Batch,
+    GroupStratifiedSampler,
+    IndexSampler,
+    RunContext,
+    TaskData,
+    group_count,
+    per_sample_loss,
+)
 from medfairx_fairdro import FAIRDRO_SPEC
 from medfairx_fairdro.dmoe import DMoE
 from medfairx_fairdro.losses import check_fairdro_options, fairdro_aggregate
@@ -55,7 +59,7 @@ class FairDRO(DMoE, spec=FAIRDRO_SPEC):
         router_noise_eval: see :class:`~medfairx_fairdro.dmoe.DMoE`.
         max_attr: see :class:`~medfairx_fairdro.dmoe.DMoE`.
         channels: see :class:`~medfairx_fairdro.dmoe.DMoE`.
-        recipe: optional :class:`~medfairx.methods.base.TrainRecipe` overrides.
+        recipe: optional :class:`~medfairx.methods.TrainRecipe` overrides.
 
     Attributes:
         n_groups_: ``K``, groups of the training grouping.
@@ -101,8 +105,7 @@ class FairDRO(DMoE, spec=FAIRDRO_SPEC):
         )
         super().on_fit_start(train, val, ctx)
         assert train.groups is not None  # count_routers has checked
-        groups = np.asarray(train.groups)
-        self.n_groups_ = max(int(train.n_groups), int(groups.max(initial=-1)) + 1, 1)
+        self.n_groups_ = group_count(train, minimum=1)
         self.q_: torch.Tensor | None = None
         if self.across == "groupdro":
             self.q_ = torch.full((self.n_groups_,), 1.0 / self.n_groups_, dtype=torch.float32, device=self.device_)

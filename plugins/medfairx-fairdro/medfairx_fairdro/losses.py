@@ -9,7 +9,7 @@ Given per-image losses ``ℓ_i`` (``0.5·CE_i + 0.5·Dice_i``, docs/methods.md �
 3. across groups: equal weights over the groups present, ``L = (1/|G_B|) Σ_{g∈G_B} R_g``
    (``across="mean"``, default), or GroupDRO weights ``q`` (docs/methods.md §1.3) over the ``R_g``
    (``across="groupdro"``: ``q ← normalise(q·exp(η·R_g))``, ``L = Σ_g q_g·R_g``, absent groups
-   have ``R_g = 0``; the update is :func:`medfairx.methods.losses.groupdro_update`).
+   have ``R_g = 0``; the update is :func:`medfairx.methods.groupdro_update`).
 
 With ``tail="kl"`` and ``ω = 1`` (the default), ``R_g`` is exactly the tilted loss of the spec;
 ``ω < 1`` mixes it with the mean like the CVaR tail ([INFERRED]). Samples with a negative
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from medfairx.errors import ConfigError
-from medfairx.methods.losses import groupdro_update
+from medfairx.methods import groupdro_update
 
 TAILS: tuple[str, ...] = ("cvar", "kl")
 ACROSS: tuple[str, ...] = ("mean", "groupdro")

@@ -151,12 +151,12 @@ class DMoEUNet(nn.Module):
             x = nn.functional.pad(x, pad)
         skips: list[torch.Tensor] = []
         h = x
-        for enc, moe in zip(self.encoders, self.moes):
+        for enc, moe in zip(self.encoders, self.moes, strict=False):
             h = enc(h)
             h = h + moe.forward_map(h, attr)
             skips.append(h)
         h = skips.pop()
-        for up, dec in zip(self.ups, self.decoders):
+        for up, dec in zip(self.ups, self.decoders, strict=False):
             h = dec(torch.cat([up(h), skips.pop()], dim=1))
         logits = self.head(h)
         if any(pad):

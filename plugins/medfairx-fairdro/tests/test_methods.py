@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 import medfairx_fairdro
+from medfairx.contracts import TaskData
 from medfairx.errors import ConfigError
-from medfairx.methods.base import RunContext, TaskData
+from medfairx.methods.base import RunContext
 from medfairx.methods.losses import group_mean_losses, per_sample_loss
 from medfairx.methods.stratified_sampling import GroupStratifiedSampler
 from medfairx.methods.trainable import Batch, TrainableMethod
@@ -29,13 +30,7 @@ from medfairx_fairdro.vmoe import MoE
 TINY = {"channels": (4, 8), "n_experts": 4, "recipe": {"epochs": 2, "max_steps_per_epoch": 2, "batch_size": 16}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and threads thrash on a busy CI box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

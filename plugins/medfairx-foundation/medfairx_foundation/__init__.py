@@ -2,7 +2,7 @@
 
 docs/methods.md §7. Every method here is prompted from the ground truth (tag ``needs_prompts``):
 the framework derives boxes / points from the ground truth in an audited step
-(:func:`medfairx.prompts.attach_prompts`) and the method sees only those prompts and the
+(:func:`medfairx.data.prompts.attach_prompts`) and the method sees only those prompts and the
 image, so its scores are an upper bound on interactive performance.
 
 The evaluation-only methods (``box_ellipse``, ``box_threshold``, ``sam``, ``medsam``) also
@@ -22,9 +22,8 @@ checkpoint is missing, ``MethodSpec.unavailable`` holds the reason (the planner 
 
 from __future__ import annotations
 
-from medfairx import MethodSpec, hookimpl
-from medfairx.prompts import PromptedMethodTags
-from medfairx.specs import IntRange, Register
+from medfairx import IntRange, MethodSpec, Register, hookimpl
+from medfairx.data.prompts import PromptedMethodTags
 from medfairx_foundation.availability import unavailable_reason
 
 __all__ = [

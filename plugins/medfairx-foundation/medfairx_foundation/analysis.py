@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from medfairx import dice_iou_per_sample
+from medfairx.data.prompts import PromptSet, attach_prompts, box_of
 from medfairx.errors import ConfigError
-from medfairx.methods.base import RunContext, TaskData
-from medfairx.metrics.basic import dice_iou_per_sample
-from medfairx.prompts import PromptSet, attach_prompts, box_of
+from medfairx.methods import RunContext, TaskData
 
 
 @dataclass
@@ -149,7 +149,7 @@ def group_error_maps(
     out: dict[str, dict[str, Any]] = {}
     for code in sorted(acc):
         name = names[code] if code < len(names) else str(code)
-        fns, fps = zip(*acc[code])
+        fns, fps = zip(*acc[code], strict=False)
         out[name] = {"fn": np.mean(fns, axis=0), "fp": np.mean(fps, axis=0), "n": len(fns)}
     return out
 
@@ -165,12 +165,14 @@ def difference_maps(maps: dict[str, dict[str, Any]], reference: str) -> dict[str
 def boundary_shell(truth: np.ndarray, width: int = 2) -> np.ndarray:
     """Pixels within ``width`` pixels (Euclidean) of the boundary of ``truth``, inside or outside
     (the platform's shell, :func:`medfairx.metrics.surface.boundary_shell`, for one mask)."""
-    from medfairx.metrics.surface import boundary_shell as shells
+    from medfairx import boundary_shell as shells
 
     return shells(np.asarray(truth)[None], width)[0]
 
 
-def boundary_shares(pred: np.ndarray, truth: np.ndarray, groups: np.ndarray, names: tuple[str, ...] = (), *, width: int = 2) -> dict[str, dict[str, float]]:
+def boundary_shares(
+    pred: np.ndarray, truth: np.ndarray, groups: np.ndarray, names: tuple[str, ...] = (), *, width: int = 2
+) -> dict[str, dict[str, float]]:
     """Per group, the pooled share of FN / FP / all error pixels in the boundary shell.
 
     ``{group: {"fn_shell", "fp_shell", "error_shell", "error_pixels"}}``; the interior share
@@ -206,7 +208,7 @@ def prompted_slice_view(
 
     Returns ``(pred (M, H, W), truth (M, H, W), groups (M,), where (M, 2))`` for the ``M``
     slices that carry prompts, ``where`` holding ``(sample, slice)`` of each, in sample then
-    slice order (slices along :data:`medfairx.prompts.SLICE_AXIS`).
+    slice order (slices along :data:`medfairx.data.prompts.SLICE_AXIS`).
     """
     p, t, g = np.asarray(pred), np.asarray(truth), np.asarray(groups)
     if p.ndim != 4 or t.shape != p.shape or prompts.spatial_dims != 3 or len(prompts) != p.shape[0]:

@@ -24,10 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from medfairx.methods.base import RunContext
-from medfairx.prompts import Box, Prompt
+from medfairx.data.prompts import Box, Prompt
+from medfairx.methods import RunContext
 from medfairx_foundation import BOX_ELLIPSE_SPEC, BOX_THRESHOLD_SPEC
-from medfairx_foundation.segmenter import PromptableSegmenter, PromptedSegmentationMethod
+from medfairx_foundation.segmenter import (
+    PromptableSegmenter,
+    PromptedSegmentationMethod,
+)
 
 POLARITIES: tuple[str, ...] = ("auto", "bright", "dark")
 RING = 2
@@ -76,7 +79,7 @@ def prompt_box(prompt: Prompt, shape: tuple[int, int], point_window: int) -> Box
     """The prompt's box, or a window around its first foreground point."""
     if prompt.box is not None:
         return prompt.box
-    fg = [p for p, lab in zip(prompt.points, prompt.point_labels) if lab == 1] or list(prompt.points)
+    fg = [p for p, lab in zip(prompt.points, prompt.point_labels, strict=False) if lab == 1] or list(prompt.points)
     return window_box(fg[0], shape, point_window)
 
 
@@ -169,7 +172,7 @@ class OtsuSegmenter:
     @staticmethod
     def _component(lab: np.ndarray, n: int, prompt: Prompt, origin: tuple[int, int]) -> int:
         """The label of the component under the first foreground point, else the largest."""
-        for (x, y), pl in zip(prompt.points, prompt.point_labels):
+        for (x, y), pl in zip(prompt.points, prompt.point_labels, strict=False):
             r, c = y - origin[1], x - origin[0]
             if pl == 1 and 0 <= r < lab.shape[0] and 0 <= c < lab.shape[1] and lab[r, c] > 0:
                 return int(lab[r, c])

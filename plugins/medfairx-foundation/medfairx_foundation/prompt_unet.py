@@ -1,8 +1,8 @@
 """TinyPromptUNet: a small monai ``BasicUNet`` that takes the rasterised prompt as input.
 
 docs/methods.md §7. The network sees the image plus one prompt channel per foreground class
-(:func:`medfairx.prompts.rasterise`: boxes 0.5, points 1.0) and is trained by the framework
-loop (:class:`~medfairx.methods.trainable.TrainableMethod`). ``fit`` derives the training
+(:func:`medfairx.data.prompts.rasterise`: boxes 0.5, points 1.0) and is trained by the framework
+loop (:class:`~medfairx.methods.TrainableMethod`). ``fit`` derives the training
 and validation prompts itself from their labels, which ``fit`` may read, with
 ``train_jitter`` pixels of jitter (as MedSAM trains with jittered boxes); at predict time
 the prompts come from ``data.prompts``, attached by the framework, never from labels.
@@ -25,11 +25,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from medfairx.data.prompts import PromptSet, derive_prompts, rasterise
 from medfairx.errors import ConfigError
-from medfairx.methods.base import RunContext, TaskData
-from medfairx.methods.device import images_to_float
-from medfairx.methods.trainable import TrainableMethod, _eval_batch_size, predict_proba
-from medfairx.prompts import PromptSet, derive_prompts, rasterise
+from medfairx.methods import (
+    RunContext,
+    TaskData,
+    TrainableMethod,
+    eval_batch_size,
+    images_to_float,
+    predict_proba,
+)
 from medfairx_foundation import PROMPT_UNET_SPEC
 from medfairx_foundation.segmenter import PromptedMixin
 
@@ -77,7 +82,7 @@ class TinyPromptUNet(PromptedMixin, TrainableMethod, spec=PROMPT_UNET_SPEC):
     """A BasicUNet trained with ground-truth prompts as extra input channels.
 
     Args:
-        recipe: :class:`~medfairx.methods.base.TrainRecipe` overrides.
+        recipe: :class:`~medfairx.methods.TrainRecipe` overrides.
         prompt: prompt mode at evaluation (and training) time.
         jitter: evaluation prompt jitter in pixels (applied by the framework).
         n_points: points per object for ``prompt="points"``.
@@ -149,5 +154,5 @@ class TinyPromptUNet(PromptedMixin, TrainableMethod, spec=PROMPT_UNET_SPEC):
         """``(N, C, H, W)`` probabilities from the images and ``data.prompts`` only."""
         self.check_fitted("predict_scores")
         inputs = with_prompt_channels(data.without_labels(), self.prompts_of(data), ctx.num_classes)
-        return predict_proba(self.model_, inputs, batch_size=_eval_batch_size(self.recipe_for(ctx)), amp=ctx.amp)
+        return predict_proba(self.model_, inputs, batch_size=eval_batch_size(self.recipe_for(ctx)), amp=ctx.amp)
 

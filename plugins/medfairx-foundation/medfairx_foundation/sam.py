@@ -48,13 +48,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medfairx.data.prompts import Prompt
 from medfairx.errors import ConfigError
-from medfairx.methods.base import RunContext
-from medfairx.methods.device import resolve_device
-from medfairx.prompts import Prompt
+from medfairx.methods import RunContext, resolve_device
 from medfairx_foundation import MEDSAM_SPEC, SAM_SPEC
-from medfairx_foundation.availability import SAM_PACKAGE, MethodUnavailableError, package_missing_reason, require_available
-from medfairx_foundation.segmenter import PromptableSegmenter, PromptedSegmentationMethod
+from medfairx_foundation.availability import (
+    SAM_PACKAGE,
+    MethodUnavailableError,
+    package_missing_reason,
+    require_available,
+)
+from medfairx_foundation.segmenter import (
+    PromptableSegmenter,
+    PromptedSegmentationMethod,
+)
 
 MULTIMASK_CHOICES: tuple[str, ...] = ("auto", "always", "never")
 

@@ -1,21 +1,21 @@
 """The :class:`PromptableSegmenter` interface and the evaluation-only method around it.
 
 A promptable segmenter maps ``(image, prompt) → mask``: ``image`` is one ``(C, H, W)``
-array as in :class:`~medfairx.methods.base.TaskData` (``uint8`` or float), ``prompt`` a
-:class:`~medfairx.prompts.Prompt`, and the result an ``(H, W)`` float array of foreground
+array as in :class:`~medfairx.methods.TaskData` (``uint8`` or float), ``prompt`` a
+:class:`~medfairx.data.prompts.Prompt`, and the result an ``(H, W)`` float array of foreground
 probabilities in ``[0, 1]`` (a hard mask is a valid probability map). Segmenters that can
 share work between the prompts of one image (SAM encodes the image once) also implement
 ``predict_many(image, prompts) → (K, H, W)``.
 
 :class:`PromptedSegmentationMethod` turns a segmenter into a platform method: ``fit`` only
 builds (or loads) the segmenter; ``predict_scores`` reads ``data.prompts`` (attached by the
-framework, see :mod:`medfairx.prompts`) and never the labels, and merges the per-prompt
+framework, see :mod:`medfairx.data.prompts`) and never the labels, and merges the per-prompt
 masks into ``(N, C, H, W)`` class probabilities. A sample without any prompt (empty
 ground truth) is predicted as background.
 
 3D volumes (docs/methods.md §7, slice-wise prompting, [INFERRED]): segmenters stay 2D. For a
 ``(N, C, D, H, W)`` split the framework derives prompts per slice along the first spatial
-axis ``D`` (:data:`medfairx.prompts.SLICE_AXIS`), only for slices with a non-empty
+axis ``D`` (:data:`medfairx.data.prompts.SLICE_AXIS`), only for slices with a non-empty
 ground-truth mask, each prompt carrying its ``slice_index``. :func:`segment_volume` calls
 the 2D segmenter on every prompted slice ``image[:, k]`` with that slice's prompts, predicts
 every unprompted slice as background, and stacks the slices back into ``(C, D, H, W)``;
@@ -24,7 +24,7 @@ contain false positives**: the prompts tell the method which slices hold the obj
 every false positive outside them is hidden. 3D scores are therefore an upper bound on two
 counts: ground-truth prompts, and no false positives outside the prompted slices. The
 number of prompted and of all slices is logged at every 3D prediction, kept in
-``slice_counts_`` and recorded with the prompts (:meth:`medfairx.prompts.PromptSet.describe`,
+``slice_counts_`` and recorded with the prompts (:meth:`medfairx.data.prompts.PromptSet.describe`,
 stored in ``run.json``).
 """
 
@@ -36,9 +36,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from medfairx.data.prompts import SLICE_AXIS, Prompt, PromptConfig, PromptSet
 from medfairx.errors import ConfigError
-from medfairx.methods.base import Method, RunContext, TaskData
-from medfairx.prompts import SLICE_AXIS, Prompt, PromptConfig, PromptSet
+from medfairx.methods import Method, RunContext, TaskData
 
 
 @runtime_checkable
@@ -73,7 +73,7 @@ def merge_masks(prompts: Sequence[Prompt], masks: np.ndarray, num_classes: int, 
     where ``p_c > 0.5`` (for one class) and background where no prompt claims the pixel.
     """
     out = np.zeros((num_classes, *shape), dtype=np.float32)
-    for p, m in zip(prompts, masks):
+    for p, m in zip(prompts, masks, strict=False):
         if not 0 < p.label < num_classes:
             raise ConfigError(f"Prompt label {p.label} is outside the foreground classes 1..{num_classes - 1}.")
         np.maximum(out[p.label], m, out=out[p.label])
@@ -104,7 +104,7 @@ def segment_volume(
         if p.slice_index is None or not 0 <= p.slice_index < depth:
             raise ConfigError(
                 f"segment_volume: prompt {p} has slice_index {p.slice_index!r}; prompts of a volume with {depth} "
-                "slices need a slice_index in 0..D-1 (derive them with medfairx.prompts.derive_prompts on 3D labels)."
+                "slices need a slice_index in 0..D-1 (derive them with medfairx.data.prompts.derive_prompts on 3D labels)."
             )
         by_slice.setdefault(int(p.slice_index), []).append(p)
     out = np.zeros((num_classes, *vol.shape[1:]), dtype=np.float32)
@@ -142,7 +142,7 @@ class PromptedMixin:
             raise ConfigError(
                 f"{type(self).__name__} needs prompts derived from the ground truth, but the data carry none. "
                 "The framework attaches them for methods tagged needs_prompts "
-                "(medfairx.prompts.attach_prompts(masked, truth, method.prompt_config(), seed))."
+                "(medfairx.data.prompts.attach_prompts(masked, truth, method.prompt_config(), seed))."
             )
         if not isinstance(prompts, PromptSet) or len(prompts) != len(data):
             raise ConfigError(f"data.prompts must be a PromptSet with one entry per sample ({len(data)}).")
@@ -240,9 +240,7 @@ class PromptedSegmentationMethod(PromptedMixin, Method):
 
     def load_state_dict(self, state: dict[str, Any], ctx: RunContext) -> PromptedSegmentationMethod:
         """Restore the hyper-parameters and rebuild the segmenter for ``ctx``."""
-        for k, v in state.get("params", {}).items():
-            if k in self._param_names():
-                setattr(self, k, copy.deepcopy(v))
+        self.restore_params(state)
         self.check_task(ctx)
         self.segmenter_ = self.build_segmenter(ctx)
         self.num_classes_ = int(ctx.num_classes)

@@ -15,8 +15,13 @@ import numpy as np
 import torch
 from segment_anything import SamPredictor
 
-from medfairx.prompts import Prompt
-from medfairx_foundation.sam import SAM_CONFIGS, SamSegmenter, build_sam_model, load_sam_checkpoint
+from medfairx.data.prompts import Prompt
+from medfairx_foundation.sam import (
+    SAM_CONFIGS,
+    SamSegmenter,
+    build_sam_model,
+    load_sam_checkpoint,
+)
 
 
 def main() -> None:

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from medfairx.methods.base import RunContext, TaskData, TrainRecipe
+from medfairx.contracts import TaskData, TrainRecipe
+from medfairx.methods.base import RunContext
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and threads thrash on a busy CI box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread: None) -> None:
+    """Every test of this plugin on one torch thread (the kit's fixture)."""
 
 
 def ellipse(shape: tuple[int, int], cx: float, cy: float, a: float, b: float) -> np.ndarray:

@@ -5,10 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from medfairx.data.prompts import Prompt, PromptConfig, attach_prompts, box_of
 from medfairx.errors import ConfigError, NotFittedError
 from medfairx.metrics.basic import dice_iou_per_sample
-from medfairx.prompts import Prompt, PromptConfig, attach_prompts, box_of
-from medfairx_foundation.classical import BoxEllipse, BoxThreshold, EllipseSegmenter, OtsuSegmenter, ellipse_mask, otsu_threshold
+from medfairx_foundation.classical import (
+    BoxEllipse,
+    BoxThreshold,
+    EllipseSegmenter,
+    OtsuSegmenter,
+    ellipse_mask,
+    otsu_threshold,
+)
 from medfairx_foundation.segmenter import PromptableSegmenter, merge_masks
 
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import medfairx_foundation
+from medfairx.data.prompts import needs_prompts
 from medfairx.plugins import get_host
-from medfairx.prompts import needs_prompts
 
 
 def test_all_methods_registered_with_prompt_tags() -> None:

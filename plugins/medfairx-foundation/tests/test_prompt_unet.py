@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from medfairx.data.prompts import BOX_VALUE, Prompt, PromptSet, attach_prompts
 from medfairx.errors import ConfigError
 from medfairx.metrics.basic import dice_iou_per_sample
-from medfairx.prompts import BOX_VALUE, Prompt, PromptSet, attach_prompts
 from medfairx_foundation.prompt_unet import TinyPromptUNet, prompt_channels
 
 

@@ -1,4 +1,4 @@
-"""medfairx.prompts: prompts from known masks, seeded and bounded jitter, the audited step."""
+"""medfairx.data.prompts: prompts from known masks, seeded and bounded jitter, the audited step."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from medfairx.errors import ConfigError
-from medfairx.methods.base import TaskData
-from medfairx.prompts import (
+from medfairx.contracts import TaskData
+from medfairx.data.prompts import (
     BOX_VALUE,
     Prompt,
     PromptConfig,
@@ -21,6 +20,7 @@ from medfairx.prompts import (
     needs_prompts,
     rasterise,
 )
+from medfairx.errors import ConfigError
 
 
 def square(shape=(16, 20), rows=(2, 6), cols=(3, 7)) -> np.ndarray:

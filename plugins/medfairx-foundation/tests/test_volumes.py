@@ -8,13 +8,18 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from medfairx.contracts import TaskData
+from medfairx.data.prompts import Prompt, PromptSet, attach_prompts, box_of
 from medfairx.errors import ConfigError
-from medfairx.methods.base import TaskData
 from medfairx.metrics.basic import dice_iou_per_sample
 from medfairx.plugins import get_host
-from medfairx.prompts import Prompt, PromptSet, attach_prompts, box_of
 from medfairx_foundation.analysis import evaluate_prompted, prompted_slice_view
-from medfairx_foundation.classical import BoxEllipse, BoxThreshold, EllipseSegmenter, ellipse_mask
+from medfairx_foundation.classical import (
+    BoxEllipse,
+    BoxThreshold,
+    EllipseSegmenter,
+    ellipse_mask,
+)
 from medfairx_foundation.segmenter import segment_volume
 
 D, S = 6, 16

@@ -7,8 +7,7 @@ the spec below (one source of truth).
 
 from __future__ import annotations
 
-from medfairx import MethodSpec, MethodTags, hookimpl
-from medfairx.specs import ClaimComparison, ClaimSpec, LogUniform, Register, Uniform
+from medfairx import ClaimComparison, ClaimSpec, LogUniform, MethodSpec, MethodTags, Register, Uniform, hookimpl
 
 __all__ = ["QPNET_CLAIM", "QPNET_SPEC", "SPECS", "register_claims", "register_methods"]
 
@@ -32,7 +31,13 @@ QPNET_SPEC = MethodSpec(
         "heterogeneous thyroid nodule population. Nat. Commun. 15:1958, 2024 (eqs. 11-20, code "
         "scripts/model.py, QuasiPareto_loss.py); Ganin et al. JMLR 2016 (GRL); Chen et al. NeurIPS 2019 (BSS)."
     ),
-    search_space={"gamma_d": Uniform(0.05, 0.5), "gamma_mmd": Uniform(0.2, 1.6), "gamma_bss": Uniform(0.1, 1.0), "lr": LogUniform(1e-5, 1e-3), "weight_decay": LogUniform(3e-3, 1e-1)},
+    search_space={
+        "gamma_d": Uniform(0.05, 0.5),
+        "gamma_mmd": Uniform(0.2, 1.6),
+        "gamma_bss": Uniform(0.1, 1.0),
+        "lr": LogUniform(1e-5, 1e-3),
+        "weight_decay": LogUniform(3e-3, 1e-1),
+    },
 )
 
 SPECS: tuple[MethodSpec, ...] = (QPNET_SPEC,)

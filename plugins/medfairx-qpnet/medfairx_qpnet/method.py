@@ -1,6 +1,6 @@
 """QP-Net — Quasi-Pareto improvement from the Mixed model (docs/methods.md §4).
 
-Two stages, both trained by the framework loop (:func:`~medfairx.methods.trainable.train_model`):
+Two stages, both trained by the framework loop (:func:`~medfairx.methods.train_model`):
 
 * **Stage A** trains the Mixed model ``M_mix`` by ERM (§1.1) on the pooled training set with
   the run's recipe. By default (``mix_arch="qp"``) ``M_mix`` has QP-Net's own inference path
@@ -44,18 +44,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from medfairx.errors import ConfigError
-from medfairx.methods.backbones import build_backbone
-from medfairx.methods.base import RunContext, TaskData
-from medfairx.methods.device import resolve_device, seed_everything
-from medfairx.methods.grl import GradientReversal
-from medfairx.methods.losses import per_sample_loss
-from medfairx.methods.stratified_sampling import GroupStratifiedSampler
-from medfairx.methods.trainable import (
+from medfairx.methods import (
     Batch,
+    GradientReversal,
+    GroupStratifiedSampler,
     Optimization,
+    RunContext,
+    TaskData,
     TrainableMethod,
+    build_backbone,
     classification_auc,
     evaluate_model,
+    group_count,
+    per_sample_loss,
+    resolve_device,
+    seed_everything,
     train_model,
 )
 from medfairx_qpnet import QPNET_SPEC
@@ -172,7 +175,7 @@ class QPNet(TrainableMethod, spec=QPNET_SPEC):
         mix_arch: ``"qp"`` (M_mix = ``F_y∘F_z`` trained by ERM) or ``"backbone"``.
         qp_code_guards: the code's guards (QP loss only when batch ``AUC_domi > AUC_less``;
             adversarial term only when ``L_y > γ_d·L_d``).
-        recipe: :class:`~medfairx.methods.base.TrainRecipe` overrides (both stages).
+        recipe: :class:`~medfairx.methods.TrainRecipe` overrides (both stages).
     """
 
 
@@ -389,7 +392,7 @@ class QPNet(TrainableMethod, spec=QPNET_SPEC):
         recipe = self.recipe_for(ctx)
         self._recipe = recipe
         self.device_ = resolve_device(ctx.device)
-        n_groups = max(int(train.n_groups), int(train.groups.max()) + 1, 1)
+        n_groups = group_count(train, minimum=1)
         counts = np.bincount(train.groups[train.groups >= 0], minlength=n_groups)
         self.less_codes_ = less_prevalent_codes(counts, train.group_names, self.less_prevalent)
         self._domain_of = np.array([1 if k in self.less_codes_ else 0 for k in range(n_groups)], dtype=np.int64)
@@ -404,15 +407,16 @@ class QPNet(TrainableMethod, spec=QPNET_SPEC):
         )
 
         # Stage A: the Mixed model, ERM on the pooled training set.
-        mix_ctx = ctx.child(eval_sets={})
+        mix_ctx = ctx.child()
         if self.mix_arch == "qp":
             mix: nn.Module = self.build_model(ctx)
             f_z, f_y, _ = mix.parameter_blocks()  # type: ignore[operator]
             params: list[nn.Parameter] | None = [*f_z, *f_y]
         else:
             mix, params = self._backbone(ctx), None
-        train_model(mix, train, val, mix_ctx, recipe=recipe, params=params, name=self.name, stage="mix")
-        self.mix_history_ = [{k: v for k, v in h.items() if k != "predictions"} for h in mix_ctx.history]
+        train_model(mix, train, val, mix_ctx, recipe=recipe, params=params, name=self.name, stage="mix",
+                    deployed=False)
+        self.mix_history_ = list(mix_ctx.history)
         self.a_mix_ = self._val_unit_aucs(mix, val, ctx)
 
         # Stage B: QP-Net initialised from M_mix.

@@ -19,13 +19,7 @@ from medfairx_qpnet.losses import (
     mmd,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _mmd_loop(a: np.ndarray, b: np.ndarray, kernel) -> float:
@@ -96,7 +90,7 @@ def test_adaptive_delta_formula_and_monotonicity() -> None:
         assert adaptive_delta(a_domi, a_mix, s) == pytest.approx(1 / (1 + math.exp((a_domi - a_mix) / s)))
     grid = np.linspace(0.5, 1.0, 41)
     vals = [adaptive_delta(a, 0.75, 0.05) for a in grid]
-    assert all(x > y for x, y in zip(vals[:-1], vals[1:]))  # strictly decreasing in A_domi
+    assert all(x > y for x, y in zip(vals[:-1], vals[1:], strict=False))  # strictly decreasing in A_domi
     assert adaptive_delta(0.0, 0.9, 0.05) > 0.999 and adaptive_delta(1.0, 0.1, 0.05) < 1e-6
     assert adaptive_delta(1e6, 0.0, 1e-3) == 0.0 and adaptive_delta(-1e6, 0.0, 1e-3) == 1.0  # no overflow
     assert adaptive_delta(float("nan"), 0.8) == 0.5

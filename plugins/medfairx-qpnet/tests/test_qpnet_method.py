@@ -10,18 +10,13 @@ import pytest
 import torch
 
 import medfairx_qpnet
+from medfairx.contracts import TaskData, TrainRecipe
 from medfairx.errors import ConfigError
-from medfairx.methods.base import RunContext, TaskData, TrainRecipe
+from medfairx.methods.base import RunContext
 from medfairx.specs import MethodSpec
 from medfairx_qpnet.method import QPNet, QPNetwork
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def squares(n: int, seed: int, n_groups: int = 2, size: int = 16) -> TaskData:
@@ -75,9 +70,12 @@ def test_network_shapes() -> None:
 def test_fit_learns_and_traces_delta() -> None:
     train, val = squares(192, 0), squares(96, 1)
     ctx = make_ctx()
+    seen: list[tuple[str, int]] = []
+    ctx.observe_epoch = lambda stage, e, predict: seen.append((stage, e))
     m = QPNet(lr=3e-3, mmd_normalize=True).fit(train, val, ctx)
     assert m.less_codes_ == (1,)
     assert [h["stage"] for h in ctx.history] == ["qpnet"] * 3  # stage A keeps its own history
+    assert seen == [("qpnet", 1), ("qpnet", 2), ("qpnet", 3)]  # and is not observed (not deployed)
     assert m.delta_history_[0]["delta_used"] == {0: 0.5}  # epoch 1 uses 0.5
     for h in m.delta_history_[:-1]:
         assert 0.0 <= h["delta_used"][0] <= 1.0 and set(h["terms"]) >= {"l_y", "l_d", "mmd", "bss"}

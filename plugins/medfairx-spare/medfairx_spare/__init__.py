@@ -7,8 +7,7 @@ the spec below (one source of truth).
 
 from __future__ import annotations
 
-from medfairx import MethodSpec, MethodTags, hookimpl
-from medfairx.specs import Choice, ClaimComparison, ClaimSpec, LogUniform, Register, Uniform
+from medfairx import Choice, ClaimComparison, ClaimSpec, LogUniform, MethodSpec, MethodTags, Register, Uniform, hookimpl
 
 __all__ = ["SPARE_CLAIM", "SPARE_SPEC", "SPECS", "register_claims", "register_methods"]
 

@@ -1,7 +1,7 @@
 """SPARE — Subgroup Performance Aware Re-weighting (docs/methods.md §5).
 
 For every target group ``t`` (each trained with the framework loop
-:func:`~medfairx.methods.trainable.train_model`):
+:func:`~medfairx.methods.train_model`):
 
 * **stage 0** — ``f_t^ref``, a diagnosis model trained on ``D_t`` only (selected on the
   group's validation AUC), and once for all groups ``f_g``, a ``K``-way group predictor
@@ -21,9 +21,10 @@ Inference routes each sample to ``f_{a(x)}*`` by its true group (``route="true"`
 ``f_g``'s prediction (``route="predicted"``); samples outside every group (code −1) are
 routed by ``f_g`` [INFERRED].
 
-History: every stage trains on a ``ctx.child(eval_sets={})`` and its records (``stage`` =
+History: every stage trains on a ``ctx.child()`` and its records (``stage`` =
 ``reference:<g>``, ``group_predictor``, ``group_model:<g>`` or ``group_models``) are appended
-to ``ctx.history`` without per-epoch predictions (the routed ensemble has no single epoch).
+to ``ctx.history``; the routed ensemble has no single epoch, so ``epochs_are_checkpoints`` is
+False and no epoch is observed for after-the-fact model selection.
 
 Search space (``medfairx bench --trials``, on top of the recipe's ``lr`` / ``weight_decay``):
 ``alpha`` uniform on [0, 1] (0.5); ``beta`` log-uniform on [10, 1000] (100); the sharing depth
@@ -41,14 +42,31 @@ import torch
 from torch import nn
 
 from medfairx.errors import ConfigError
-from medfairx.methods.backbones import build_backbone
-from medfairx.methods.base import Method, RunContext, TaskData, TrainRecipe
-from medfairx.methods.device import resolve_device, seed_everything
-from medfairx.methods.losses import per_sample_loss
-from medfairx.methods.perturbation import PERTURB_METHODS
-from medfairx.methods.trainable import Batch, TrainResult, predict_proba, train_model
+from medfairx.methods import (
+    Batch,
+    Method,
+    RunContext,
+    TaskData,
+    TrainRecipe,
+    TrainResult,
+    build_backbone,
+    cpu_state,
+    group_count,
+    layered_recipe,
+    per_sample_loss,
+    predict_proba,
+    resolve_device,
+    seed_everything,
+    train_model,
+)
 from medfairx_spare import SPARE_SPEC
-from medfairx_spare.sharing import SHARING_MODES, BranchedNet, BranchView, build_branched
+from medfairx_spare.perturbation import PERTURB_METHODS
+from medfairx_spare.sharing import (
+    SHARING_MODES,
+    BranchedNet,
+    BranchView,
+    build_branched,
+)
 from medfairx_spare.weights import IN_GROUP_THRESHOLD, SpareWeights, spare_weights
 
 LOSS_NORMS: tuple[str, ...] = ("mean", "weights")
@@ -79,7 +97,7 @@ class Spare(Method, spec=SPARE_SPEC):
         loss_norm: ``"mean"`` — ``(1/n) Σ wℓ``; ``"weights"`` — ``Σ wℓ / Σ w``.
         sharing: ``"none"`` (separate models), ``"mini"``, ``"half"`` or ``"full"``.
         route: ``"true"`` (true group) or ``"predicted"`` (``f_g``) at inference.
-        recipe: :class:`~medfairx.methods.base.TrainRecipe` overrides for every stage.
+        recipe: :class:`~medfairx.methods.TrainRecipe` overrides for every stage.
 
     Attributes:
         group_models_: ``{group code: network}`` used at inference.
@@ -89,6 +107,7 @@ class Spare(Method, spec=SPARE_SPEC):
         selected_epochs_: ``{stage: selected epoch}``.
     """
 
+    epochs_are_checkpoints = False  # the routed ensemble has no single epoch
 
     def __init__(
         self,
@@ -146,14 +165,7 @@ class Spare(Method, spec=SPARE_SPEC):
             )
 
     def _recipe(self, ctx: RunContext, criterion: str) -> TrainRecipe:
-        recipe = ctx.recipe.updated(criterion=criterion)
-        try:
-            return recipe.updated(**(self.recipe or {}))
-        except TypeError:
-            bad = sorted(set(self.recipe or {}) - set(TrainRecipe.__dataclass_fields__))
-            raise ConfigError(
-                f"SPARE: unknown recipe override(s) {bad}; valid keys: {', '.join(sorted(TrainRecipe.__dataclass_fields__))}."
-            ) from None
+        return layered_recipe(ctx.recipe, {"criterion": criterion}, self.recipe, owner="SPARE")
 
     def _solver(self) -> dict[str, Any]:
         if self.perturb == "deepfool":
@@ -172,9 +184,9 @@ class Spare(Method, spec=SPARE_SPEC):
     def _train(self, model: nn.Module, train: TaskData, val: TaskData, ctx: RunContext, *, stage: str,
                criterion: str, num_classes: int | None = None, **kw: Any) -> TrainResult:
         """Train one stage on a child context; its records are appended to ``ctx.history``."""
-        child = ctx.child(eval_sets={}, num_classes=num_classes or ctx.num_classes)
+        child = ctx.child(num_classes=num_classes or ctx.num_classes)
         result = train_model(model, train, val, child, recipe=self._recipe(ctx, criterion), name=self.name,
-                             stage=stage, **kw)
+                             stage=stage, deployed=False, **kw)
         ctx.history.extend(child.history)
         self.selected_epochs_[stage] = result.selected_epoch
         return result
@@ -268,7 +280,7 @@ class Spare(Method, spec=SPARE_SPEC):
         seed_everything(ctx.seed)
         self.device_ = resolve_device(ctx.device)
         tg = np.asarray(train.groups)
-        self.n_groups_ = int(max(train.n_groups, int(tg.max(initial=-1)) + 1))
+        self.n_groups_ = group_count(train)
         self.group_names_ = tuple(train.group_names)
         small = [self._name(g) for g in range(self.n_groups_) if int(np.sum(tg == g)) < 2]
         if small:
@@ -338,12 +350,9 @@ class Spare(Method, spec=SPARE_SPEC):
         """Group-model and group-predictor weights (CPU), hyper-parameters, weight statistics."""
         self.check_fitted("state_dict")
 
-        def cpu(m: nn.Module) -> dict[str, torch.Tensor]:
-            return {k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()}
-
         models = (
-            {"shared": cpu(self.shared_net_)} if self.shared_net_ is not None
-            else {int(t): cpu(m) for t, m in self.group_models_.items()}
+            {"shared": cpu_state(self.shared_net_)} if self.shared_net_ is not None
+            else {int(t): cpu_state(m) for t, m in self.group_models_.items()}
         )
         return {
             "format": 1,
@@ -353,7 +362,7 @@ class Spare(Method, spec=SPARE_SPEC):
             "group_names": list(self.group_names_),
             "groups": sorted(int(t) for t in self.group_models_),
             "models": models,
-            "group_predictor": cpu(self.group_predictor_),
+            "group_predictor": cpu_state(self.group_predictor_),
             "weight_stats": copy.deepcopy(self.weight_stats_),
             "selected_epoch": dict(self.selected_epochs_),
         }
@@ -364,14 +373,12 @@ class Spare(Method, spec=SPARE_SPEC):
         Raises:
             ConfigError: the weights do not fit ``ctx``'s backbone.
         """
-        for k, v in state.get("params", {}).items():
-            if k in self._param_names():
-                setattr(self, k, copy.deepcopy(v))
+        self.restore_params(state)
         self.device_ = resolve_device(ctx.device)
         self.n_groups_ = int(state["n_groups"])
         self.group_names_ = tuple(state.get("group_names", ()))
         groups = [int(t) for t in state["groups"]]
-        try:
+        with self.loading_weights(ctx):
             self.group_predictor_ = self._network(ctx, self.n_groups_)
             self.group_predictor_.load_state_dict(state["group_predictor"])
             self.shared_net_ = None
@@ -386,11 +393,6 @@ class Spare(Method, spec=SPARE_SPEC):
                     m = self._network(ctx)
                     m.load_state_dict(state["models"][t])
                     self.group_models_[t] = m
-        except (KeyError, RuntimeError) as exc:
-            raise ConfigError(
-                f"Spare.load_state_dict: the saved weights do not fit backbone {ctx.backbone!r} "
-                f"({str(exc).splitlines()[0]}); load with the run's backbone and backbone_kwargs."
-            ) from None
         self.weight_stats_ = copy.deepcopy(state.get("weight_stats", {}))
         self.selected_epochs_ = dict(state.get("selected_epoch", {}))
         self.fitted_ = True

@@ -9,7 +9,7 @@ For a target group ``t`` and every training sample ``x``:
 * ``δ = α·δ^u + (1−α)·δ^s`` (Eq. 2), optionally divided by its median over D
   (``delta_scale``), and ``w = exp(−δ)`` (Algorithm 1, line 5).
 
-The perturbation solvers live in :mod:`medfairx.methods.perturbation`.
+The perturbation solvers live in :mod:`medfairx_spare.perturbation`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ import numpy as np
 from torch import nn
 
 from medfairx.errors import ConfigError
-from medfairx.methods.base import TaskData
-from medfairx.methods.perturbation import perturbation_distances
-from medfairx.methods.trainable import predict_proba
+from medfairx.methods import TaskData, predict_proba
+from medfairx_spare.perturbation import perturbation_distances
 
 #: SPARE §5.2.2: most in-group weights should exceed this value.
 IN_GROUP_THRESHOLD = 0.8
@@ -68,7 +67,7 @@ def similarity_distance(
         target: the group ``t``.
         predicted_groups: ``argmax f_g(x)`` if already computed.
         batch_size: search batch size.
-        **solver: options of :func:`~medfairx.methods.perturbation.minimal_perturbation`.
+        **solver: options of :func:`~medfairx_spare.perturbation.minimal_perturbation`.
     """
     if predicted_groups is None:
         predicted_groups = predict_proba(group_model, _images_only(images), batch_size=batch_size, amp=False).argmax(1)

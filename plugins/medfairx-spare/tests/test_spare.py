@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 import medfairx_spare
+from medfairx.contracts import TaskData
 from medfairx.errors import ConfigError
 from medfairx.methods.backbones import build_backbone
-from medfairx.methods.base import TaskData
-from medfairx.methods.perturbation import minimal_perturbation, perturbation_distances
 from medfairx.specs import MethodSpec
 from medfairx.testing import make_cpu_run_context, make_toy_splits
 from medfairx_spare.method import Spare, weighted_loss
+from medfairx_spare.perturbation import minimal_perturbation, perturbation_distances
 from medfairx_spare.sharing import BranchedNet, build_branched
 from medfairx_spare.weights import (
     SpareWeights,
@@ -29,14 +29,7 @@ from medfairx_spare.weights import (
     weights_from_distance,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 W = torch.tensor([3.0, 4.0])

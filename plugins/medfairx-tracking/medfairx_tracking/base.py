@@ -65,9 +65,8 @@ def final_test_scalars(run: Any, record: dict[str, Any], run_dir: Path) -> dict[
     Scored with :func:`medfairx.metrics.evaluate.score_predictions` on the run's own
     ``predictions.parquet`` (no bootstrap: point values only); empty for a failed run.
     """
-    from medfairx.metrics.evaluate import score_predictions
-    from medfairx.metrics.store import GROUP_PREFIX
-    from medfairx.runner.store import PREDICTIONS
+    from medfairx import score_predictions
+    from medfairx.store import GROUP_PREFIX, PREDICTIONS
 
     path = run_dir / PREDICTIONS
     if record.get("status") != "ok" or not path.is_file():

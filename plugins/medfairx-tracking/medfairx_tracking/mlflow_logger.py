@@ -21,7 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from medfairx_tracking.base import Logger, epoch_scalars, final_test_scalars, flat_params
+from medfairx_tracking.base import (
+    Logger,
+    epoch_scalars,
+    final_test_scalars,
+    flat_params,
+)
 
 #: MLflow's limit on a parameter value's length.
 MAX_PARAM = 6000
@@ -42,7 +47,7 @@ def artifact_root(store: Path) -> Path:
 def tracking_store(run_dir: Path) -> tuple[Path, str]:
     """The run store whose database logs the run in ``run_dir``, and the sub-store's path in it
     (``""``, or ``search/trials`` / ``search/tuned`` for a search's runs, logged in the suite's)."""
-    from medfairx.runner.store import SEARCH_DIR, SEARCH_STORES
+    from medfairx.store import SEARCH_DIR, SEARCH_STORES
 
     store = Path(run_dir).parent
     if store.name in SEARCH_STORES and store.parent.name == SEARCH_DIR:
@@ -128,7 +133,7 @@ class MlflowLogger(Logger):
             return
         from mlflow.entities import Metric
 
-        from medfairx.runner.store import LOG, PREDICTIONS, RUN_JSON
+        from medfairx.store import LOG, PREDICTIONS, RUN_JSON
 
         client, mlrun_id, step = self._open.pop(run.run_id)
         now = int(time.time() * 1000)

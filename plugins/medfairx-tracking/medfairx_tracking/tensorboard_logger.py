@@ -11,7 +11,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from medfairx_tracking.base import Logger, epoch_scalars, final_test_scalars, flat_params
+from medfairx_tracking.base import (
+    Logger,
+    epoch_scalars,
+    final_test_scalars,
+    flat_params,
+)
 
 
 def log_dir(run: Any, run_dir: Path) -> Path:

@@ -68,7 +68,7 @@ def test_bench_leaves_mlflow_runs_and_tensorboard_events(tmp_path: Path, monkeyp
     artifacts = {a.path for a in client.list_artifacts(erm["run_id"])}
     assert {"run.json", "predictions.parquet"} <= artifacts
     assert not (Path.cwd() / "mlruns").exists() and (store.parent / "tiny.mlflow-artifacts").is_dir()
-    from medfairx.metrics.store import iter_runs
+    from medfairx.store import iter_runs
 
     assert len(list(iter_runs(store))) == 3  # no artefact copy of run.json inside the store
 
@@ -89,7 +89,7 @@ def test_unreachable_server_warns_once_and_the_bench_finishes(tmp_path: Path,
     store, _, tracking_warnings = _bench(tmp_path, monkeypatch, "mlflow,tensorboard")  # the default loggers
     assert len(tracking_warnings) == 1, [str(w.message) for w in tracking_warnings]
     assert "mlflow logger failed" in str(tracking_warnings[0].message)
-    from medfairx.runner.store import RunStore
+    from medfairx.store import RunStore
 
     assert [r["status"] for r in RunStore(store).records()] == ["ok"] * 3
 

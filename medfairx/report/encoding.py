@@ -208,7 +208,7 @@ def encoding_table(runs: Sequence[Any], *, catalogue: Any = None, n_boot: int = 
     """Attribute-probe scores of a board's runs (columns :data:`ENCODING_COLUMNS`).
 
     Args:
-        runs: the board's :class:`~medfairx.metrics.store.StoredRun` s (finished classification
+        runs: the board's :class:`~medfairx.store.StoredRun` s (finished classification
             runs are probed; others are ignored).
         catalogue: where the datasets and their caches are (default: the current catalogue).
         n_boot: bootstrap replicates of each CI.
@@ -225,13 +225,15 @@ def encoding_table(runs: Sequence[Any], *, catalogue: Any = None, n_boot: int = 
 
     ok = [r for r in runs if r.ok and r.task == "classification"]
     if not ok:
-        return pd.DataFrame(columns=ENCODING_COLUMNS)
+        result: pd.DataFrame = pd.DataFrame(columns=ENCODING_COLUMNS)
+        return result
     try:
         cat = _catalogue(catalogue)
     except Exception as exc:  # noqa: BLE001 - the analysis is extra; the board is written without it
         if echo is not None:
             echo(f"warning: attribute encoding not analysed (catalogue: {exc})")
-        return pd.DataFrame(columns=ENCODING_COLUMNS)
+        result = pd.DataFrame(columns=ENCODING_COLUMNS)
+        return result
     loaded: dict[str, Any] = {}
 
     def dataset(name: str) -> Any:
@@ -247,17 +249,18 @@ def encoding_table(runs: Sequence[Any], *, catalogue: Any = None, n_boot: int = 
         if protocol.get("embeddings"):
             entry = encoders.setdefault((str(run.record["dataset"]), str(protocol["embeddings"])), (protocol, set()))
             entry[1].update(groupings)
-    for (name, _key), (protocol, groupings) in sorted(encoders.items()):
-        base = {"dataset": name, "source": ENCODER_SOURCE, "features": _describe_encoder(protocol)}
+    for (name, _key), (protocol, wanted) in sorted(encoders.items()):
+        base: dict[str, Any] = {"dataset": name, "source": ENCODER_SOURCE, "features": _describe_encoder(protocol)}
         try:
             frozen = dataset_for_run(dataset(name), protocol, cat.cache_path)
-        except Exception as exc:  # noqa: BLE001
-            rows += [_row(grouping=g, note=f"not probed: {exc}", **base) for g in sorted(groupings)]
+        except Exception as exc:  # noqa: BLE001 - an unprobed encoder is a row of the table
+            rows += [_row(grouping=g, note=f"not probed: {exc}", **base) for g in sorted(wanted)]
             continue
-        rows += _probe_rows(_splits_of(frozen), sorted(groupings), base, n_boot, seed)
+        rows += _probe_rows(_splits_of(frozen), sorted(wanted), base, n_boot, seed)
     for run in ok:
         rows += _run_rows(run, dataset, cat, n_boot, seed)
-    return pd.DataFrame(rows).reindex(columns=ENCODING_COLUMNS)
+    result = pd.DataFrame(rows).reindex(columns=ENCODING_COLUMNS)
+    return result
 
 
 def _splits_of(ds: Any, transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Callable[[str, str], Split]:
@@ -274,8 +277,8 @@ def _splits_of(ds: Any, transform: Callable[[np.ndarray], np.ndarray] | None = N
 
 def _run_rows(run: Any, dataset: Callable[[str], Any], cat: Any, n_boot: int, seed: int) -> list[dict[str, Any]]:
     """Penultimate-feature probes of one run (from its ``state.pt``), or why there are none."""
-    from medfairx.analysis.state import STATE_FILE, load_state
     from medfairx.runner.protocols import dataset_for_run
+    from medfairx.runner.state import STATE_FILE, load_state
 
     rec = run.record
     protocol = rec.get("protocol") or {}
@@ -289,7 +292,7 @@ def _run_rows(run: Any, dataset: Callable[[str], Any], cat: Any, n_boot: int, se
     try:
         method, _ctx = load_state(run.path)
         ds = dataset_for_run(dataset(base["dataset"]), protocol, cat.cache_path)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - an unprobed run is a row of the table
         return [_row(grouping="", features="", note=f"not probed: {exc}", **base)]
     first = penultimate(method, ds.task_data("test").images[:1])
     if first is None:
@@ -297,7 +300,13 @@ def _run_rows(run: Any, dataset: Callable[[str], Any], cat: Any, n_boot: int, se
     head = "hidden layer" if protocol.get("embeddings") else "encoder output"
     dim = int(first.shape[1])
     base["features"] = f"{rec.get('backbone')} {head}, {dim}-d"
-    return _probe_rows(_splits_of(ds, lambda x: penultimate(method, x)), groupings, base, n_boot, seed)
+
+    def features_of(images: np.ndarray) -> np.ndarray:
+        features = penultimate(method, images)
+        assert features is not None, "the first batch showed the method has classifier features"
+        return features
+
+    return _probe_rows(_splits_of(ds, features_of), groupings, base, n_boot, seed)
 
 
 __all__ = ["ENCODER_SOURCE", "ENCODING_COLUMNS", "PENULTIMATE_SOURCE", "PROBE_CS", "ProbeResult", "attribute_auc",

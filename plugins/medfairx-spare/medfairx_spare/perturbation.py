@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from medfairx.errors import ConfigError
-from medfairx.methods.device import ArraySource
+from medfairx.methods import ArraySource
 
 PERTURB_METHODS: tuple[str, ...] = ("adam", "deepfool")
 
@@ -251,7 +251,7 @@ def minimal_perturbation(
                 return _adam_search(model, x, cls, targeted=targeted, beta=beta, lr=lr, steps=steps)
             return _deepfool_search(model, x, cls, targeted=targeted, overshoot=overshoot, max_iter=max_iter)
     finally:
-        for p, s in zip(params, saved):
+        for p, s in zip(params, saved, strict=False):
             p.requires_grad_(s)
         if is_module:
             model.train(was_training)

@@ -43,7 +43,7 @@ def save_state(method: Any, ctx: Any, path: Path) -> Path:
     """
     import torch
 
-    from medfairx.runner.store import atomic_write_bytes
+    from medfairx.store import atomic_write_bytes
 
     payload = {
         "format": STATE_FORMAT,
@@ -152,7 +152,8 @@ def fit_and_save(
     Returns:
         ``(method, ctx)`` as :func:`load_state` returns them.
     """
-    from medfairx.methods.base import RunContext, TrainRecipe
+    from medfairx.contracts import TrainRecipe
+    from medfairx.methods.base import RunContext
     from medfairx.methods.device import resolve_device
 
     if host is None:

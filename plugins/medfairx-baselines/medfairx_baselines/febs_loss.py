@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from medfairx.errors import ConfigError
-from medfairx.methods.losses import DICE_SMOOTH, soft_dice_loss
+from medfairx.methods import DICE_SMOOTH, soft_dice_loss
 
 
 def febs_group_errors(
@@ -75,7 +75,7 @@ def febs_sample_weights(
     w_groups = febs_weights_from_errors(errors, gamma)
     g = torch.where(groups < 0, torch.full_like(groups, -1), groups).long()
     position = torch.searchsorted(codes, g)
-    return w_groups[position], {int(k): float(w) for k, w in zip(codes.tolist(), w_groups.detach())}
+    return w_groups[position], {int(k): float(w) for k, w in zip(codes.tolist(), w_groups.detach(), strict=False)}
 
 
 def febs_loss(

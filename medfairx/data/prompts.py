@@ -48,7 +48,7 @@ from medfairx.errors import ConfigError
 from medfairx.specs import MethodTags
 
 if TYPE_CHECKING:
-    from medfairx.methods.base import TaskData
+    from medfairx.contracts import TaskData
 
 PROMPT_MODES: tuple[str, ...] = ("box", "point", "box+point", "points")
 """``box``: tight box; ``point``: centre point (distance-transform maximum); ``box+point``:
@@ -67,7 +67,7 @@ SLICE_AXIS = 0
 images)."""
 
 
-def PromptedMethodTags(**tags: Any) -> MethodTags:  # noqa: N802 - reads like the tags class it builds
+def PromptedMethodTags(**tags: Any) -> MethodTags:  # reads like the tags class it builds
     """:class:`~medfairx.specs.MethodTags` of a method prompted from the ground truth.
 
     ``needs_prompts`` tells the runner to call :func:`attach_prompts` and the leaderboard to
@@ -355,7 +355,8 @@ def sample_rng(seed: int, sample_id: Any) -> np.random.Generator:
 def prompt_for_object(mask: np.ndarray, label: int, config: PromptConfig, rng: np.random.Generator) -> Prompt:
     """The prompt of one object (a boolean mask) under ``config``."""
     shape = mask.shape
-    box = point = None
+    box = None
+    point: tuple[Point, ...] | None = None
     if config.mode in ("box", "box+point"):
         box = jitter_box(box_of(mask), shape, config.jitter, rng)
     if config.mode in ("point", "box+point"):
@@ -411,7 +412,7 @@ def prompts_for_volume(volume: np.ndarray, config: PromptConfig, rng: np.random.
 
 
 def derive_prompts(
-    labels: np.ndarray, sample_ids: Sequence[Any] | np.ndarray, config: PromptConfig, seed: int = 0
+    labels: np.ndarray | None, sample_ids: Sequence[Any] | np.ndarray, config: PromptConfig, seed: int = 0
 ) -> PromptSet:
     """Prompts of a split's ``(N, H, W)`` ground-truth label maps, or of its ``(N, D, H, W)``
     volumes, slice by slice along the first spatial axis (see the module docstring).
@@ -444,7 +445,7 @@ def attach_prompts(data: TaskData, truth: TaskData, config: PromptConfig, seed: 
     """
     if not np.array_equal(np.asarray(data.sample_ids), np.asarray(truth.sample_ids)):
         raise ConfigError("attach_prompts: the masked data and the ground truth list different samples.")
-    prompts = derive_prompts(truth.labels, truth.sample_ids, config, seed)  # type: ignore[arg-type]
+    prompts = derive_prompts(truth.labels, truth.sample_ids, config, seed)
     return replace(data, prompts=prompts)
 
 
@@ -458,7 +459,7 @@ def rasterise(prompts: Sequence[Prompt], shape: tuple[int, int], *, point_radius
             x0, y0, x1, y1 = p.box
             region = out[y0 : y1 + 1, x0 : x1 + 1]
             np.maximum(region, BOX_VALUE, out=region)
-        for (x, y), lab in zip(p.points, p.point_labels):
+        for (x, y), lab in zip(p.points, p.point_labels, strict=False):
             if lab == 1:
                 out[max(y - point_radius, 0) : y + point_radius + 1, max(x - point_radius, 0) : x + point_radius + 1] = 1.0
     return out

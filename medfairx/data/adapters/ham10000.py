@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medfairx.config import DatasetConfig, LabelConfig
-from medfairx.data import imaging
+from medfairx.config import DatasetConfig
 from medfairx.data.adapters import _loading
-from medfairx.data.cache import cache_key, file_fingerprints, file_sha256, fingerprint_memo
+from medfairx.data.cache import (
+    file_sha256,
+)
+from medfairx.data.cards import CARDS
 from medfairx.data.dataset import FairDataset
 from medfairx.data.labels import MissingImagesWarning, class_labels
 from medfairx.errors import DataError
@@ -26,7 +28,7 @@ from medfairx.errors import DataError
 __all__ = ["COLUMNS", "DEFAULT_LABEL", "OPTIONS", "MissingImagesWarning", "load", "read_metadata"]
 
 COLUMNS: tuple[str, ...] = ("lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization", "dataset")
-DEFAULT_LABEL = LabelConfig(column="dx", positive=["mel", "bcc", "akiec"])
+DEFAULT_LABEL = _loading.HAM10000_LABEL
 OPTIONS: dict[str, Any] = {
     "metadata": "HAM10000_metadata.csv",
     "images_dir": "images",
@@ -53,7 +55,7 @@ def read_metadata(path: Path) -> pd.DataFrame:
             "Use the original HAM10000_metadata.csv header."
         )
     df["csv_line"] = np.arange(len(df)) + 2
-    age = pd.to_numeric(df["age"].str.strip().replace("", np.nan), errors="coerce")
+    age = pd.to_numeric(df["age"].str.strip().replace({"": np.nan}), errors="coerce")
     bad = df.loc[age.isna() & (df["age"].str.strip() != ""), "csv_line"]
     if len(bad):
         raise DataError(f"{path}, line {bad.iat[0]}: age {df.loc[bad.index[0], 'age']!r} is not a number.")
@@ -62,11 +64,6 @@ def read_metadata(path: Path) -> pd.DataFrame:
     if len(dup):
         raise DataError(f"{path}: image_id {dup.iat[0]!r} appears more than once (line {df.loc[dup.index[0], 'csv_line']}).")
     return df
-
-
-def _labels(df: pd.DataFrame, label: LabelConfig, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Class index of each row, and the class names (kept for compatibility; see :func:`class_labels`)."""
-    return class_labels(df, label, name, default=DEFAULT_LABEL)
 
 
 def _rows_with_files(cfg: DatasetConfig, df: pd.DataFrame, meta_path: Path, wanted: dict[str, tuple[Path, str]], policy: str) -> np.ndarray:
@@ -90,8 +87,6 @@ def _rows_with_files(cfg: DatasetConfig, df: pd.DataFrame, meta_path: Path, want
 
 def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     """Adapter entry point (see module docstring)."""
-    from medfairx.default_plugins.datasets import HAM10000_CARD
-
     opts = _loading.options(cfg, OPTIONS)
     root = _loading.root_of(cfg, LAYOUT)
     task = _loading.task_of(cfg, ("classification", "segmentation"), "classification")
@@ -125,28 +120,14 @@ def load(cfg: DatasetConfig, *, cache_dir: Path) -> FairDataset:
     image_paths = [images_dir / f"{i}.jpg" for i in meta.index]
     mask_paths = [masks_dir / f"{i}_segmentation.png" for i in meta.index] if segmentation else None
     # HAM10000's key predates the shared adapters' key (same parts, no options).
-    workers = int(opts["workers"])
-    key = cache_key(
-        adapter="ham10000",
-        metadata=file_sha256(meta_path),
-        images=file_fingerprints(image_paths, memo=fingerprint_memo(cache_dir, cfg.name, "images"), workers=workers),
-        masks=file_fingerprints(mask_paths, memo=fingerprint_memo(cache_dir, cfg.name, "masks"), workers=workers)
-        if mask_paths else None,
-        size=size,
-        resize=[imaging.IMAGE_RESAMPLE, imaging.MASK_RESAMPLE],
+    px = _loading.pixels(
+        cfg, cache_dir, image_paths, mask_paths, size, int(opts["workers"]), adapter="ham10000", metadata=file_sha256(meta_path)
     )
     line = meta["csv_line"].to_numpy()
     return _loading.cache_and_assemble(
-        cfg,
-        card=HAM10000_CARD,
-        meta=meta,
-        key=key,
-        size=size,
-        image_paths=image_paths,
-        mask_paths=mask_paths,
-        cache_dir=cache_dir,
-        workers=workers,
-        task=task,
+        _loading.Loader(cfg, cache_dir, CARDS["ham10000"], opts, task, root),
+        meta,
+        px,
         class_names=("background", "lesion") if segmentation else class_names,
         info={"source_rows": source_rows, "skipped_missing_images": skipped, "metadata_file": str(meta_path)},
         revision_label=label_cfg,

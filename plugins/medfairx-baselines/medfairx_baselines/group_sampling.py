@@ -5,7 +5,7 @@ the two group-aware pieces several methods share:
 
 * :func:`stratum_weights` — ``w_i = 1/N_{k(i)}`` for group / (group × label) / class strata,
   the weights of MEDFAIR's group-balanced ``WeightedRandomSampler`` (docs/methods.md §1.2). Feed
-  them to :class:`~medfairx.methods.sampling.WeightedSampler`.
+  them to :class:`~medfairx.methods.WeightedSampler`.
 * :class:`GroupBatchStream` — one endless, seeded, reshuffling stream of indices per group,
   the "endless per-group loaders" that FIS draws its extra group batches from (§2.1 b).
 
