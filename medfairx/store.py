@@ -236,7 +236,7 @@ def iter_runs(runs_dir: Path) -> Iterator[StoredRun]:
 def write_data_card(root: Path, dataset: str, record: dict[str, Any]) -> Path:
     """Store ``record`` (:func:`medfairx.data.dataset.data_card`) as the data card of ``dataset``."""
     path = Path(root) / DATACARDS_DIR / f"{dataset}.json"
-    atomic_write_json(path, record)
+    atomic_write_json(path, record, sort_keys=False)  # splits and groups keep their order
     return path
 
 

@@ -155,6 +155,7 @@ def test_bench_records_data_cards_and_the_report_reads_them_without_loading_data
     recorded = cards["synthetic_cls"]["description"]
     assert recorded["samples"] == now["samples"] and recorded["split_hash"] == now["split_hash"]
     assert recorded["groupings"]["group"]["groups"] == json.loads(json.dumps(now["groupings"]["group"]["groups"]))
+    assert list(recorded["splits"]) == list(now["splits"]) and list(recorded["groupings"]) == list(now["groupings"])
 
     def no_loading(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("the report loaded a dataset")
