@@ -130,3 +130,17 @@ def test_invalid_parameters() -> None:
         CutMix(beta=0.0)
     with pytest.raises(ConfigError):
         CutMix(prob=1.5)
+
+
+def test_cutmix_on_feature_vectors_is_a_clear_error() -> None:
+    """Feature vectors have no box to cut: one clear line, not a division by zero."""
+    import pytest
+    import torch
+
+    from medfairx.errors import ConfigError
+    from medfairx.methods.cutmix import CutMix
+    from medfairx.methods.trainable import Batch
+
+    batch = Batch(torch.zeros(4, 16), torch.zeros(4, dtype=torch.long), None, torch.arange(4))
+    with pytest.raises(ConfigError, match="cuts boxes out of images"):
+        CutMix(prob=1.0)(batch)

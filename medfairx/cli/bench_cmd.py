@@ -21,26 +21,22 @@ class ManyValuesCommand(click.Command):
         """Spell the several values out as repeated options, then let click parse them."""
         out: list[str] = []
         taking: str | None = None  # the option whose values the following words are
+        first = False  # the next word is that option's own value, taken as it is ("--seeds -1")
         for i, arg in enumerate(args):
             if arg == "--":
                 out.extend(args[i:])
                 break
-            if taking is not None and out[-1] == "":
-                out[-1] = arg  # an option's first value is taken as it is, as click would ("--seeds -1")
-                continue
-            if arg.startswith("-"):
-                name, has_value = arg.split("=", 1)[0], "=" in arg
-                taking = name if name in MANY_VALUES else None
+            if first:
                 out.append(arg)
-                if taking is not None and not has_value:
-                    out.append("")  # placeholder, replaced by the first value below
+                first = False
                 continue
-            if taking is not None:
+            if taking is not None and not arg.startswith("-"):
                 out.extend([taking, arg])
-            else:
-                out.append(arg)
-        if out and out[-1] == "" and taking is not None:
-            out.pop()  # an option given last without a value: click reports it
+                continue
+            name = arg.split("=", 1)[0]
+            taking = name if name in MANY_VALUES else None
+            first = taking is not None and "=" not in arg
+            out.append(arg)
         return super().parse_args(ctx, out)
 
 

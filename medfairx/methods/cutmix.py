@@ -113,7 +113,16 @@ class CutMix:
         self.rng = np.random.default_rng([int(seed), 2019])
 
     def __call__(self, batch: Batch) -> MixedBatch:
-        """Mix ``batch`` (never in place); returns a :class:`MixedBatch`."""
+        """Mix ``batch`` (never in place); returns a :class:`MixedBatch`.
+
+        Raises:
+            ConfigError: the inputs have no spatial axes (feature vectors): there is no box to cut.
+        """
+        if batch.x.ndim < 3:
+            raise ConfigError(
+                f"CutMix cuts boxes out of images (N, C, *spatial) but got inputs of shape {tuple(batch.x.shape)}; "
+                "under a frozen-feature protocol do not apply it (a method that needs it declares inputs=('images',))."
+            )
         n = batch.x.shape[0]
         if n < 2 or self.rng.random() >= self.prob:
             return MixedBatch(batch.x, batch.y, batch.g, batch.index)
