@@ -58,6 +58,15 @@ suites:
     params: test
     backbones: {classification: tiny_cnn}
     recipe: {epochs: 1, batch_size: 32, max_steps_per_epoch: 2}
+  frozen:
+    datasets: {synthetic_cls: [group], synth_loso: [group]}
+    evaluate_on: {synthetic_cls: [synth_other]}
+    methods: [erm]
+    seeds: [0]
+    params: test
+    protocol: linear_probe
+    encoder: {backbone: tiny_cnn, pretrained: false}
+    recipe: {epochs: 1, batch_size: 32, max_steps_per_epoch: 2}
 """
 
 SEEN: list[tuple[int, object]] = []
@@ -86,7 +95,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
     plugin.register_methods = register_methods  # type: ignore[attr-defined]
     host = make_plugin_host(extra=(plugin,))
     catalogue = load_catalogue(cfg)
-    for suite in ("ext", "loso"):
+    for suite in ("ext", "loso", "frozen"):
         result = run_bench(catalogue, BenchOptions(suite=suite, out=root / "runs"), host, lambda _: None)
         assert not result.failed
     return root, catalogue
@@ -167,3 +176,43 @@ def test_leave_one_site_out_trains_on_no_held_out_row(bench) -> None:  # type: i
     assert rec["split_hash"] == ds.splits.hash
     assert set(preds.loc[preds["split"] == name, "sample_id"]) == held
     assert not held & set(preds.loc[preds["split"].isin(["val", "test"]), "sample_id"])
+
+
+def _frozen_predictions(root: Path, dataset: str) -> tuple[dict, pd.DataFrame]:
+    store = RunStore(root / "runs" / "frozen")
+    (rec,) = [r for r in store.records() if r["dataset"] == dataset]
+    return rec, pd.read_parquet(store.run_dir(rec["run_id"]) / "predictions.parquet")
+
+
+def test_frozen_protocol_scores_external_and_held_out_rows_on_their_features(bench) -> None:  # type: ignore[no-untyped-def]
+    import h5py
+
+    from medfairx.data import load_dataset
+
+    root, catalogue = bench
+    rec, preds = _frozen_predictions(root, "synthetic_cls")
+    assert rec["status"] == "ok" and rec["protocol"]["name"] == "linear_probe" and rec["backbone"] == "linear"
+    info = rec["external"]["external:synth_other"]
+    other = load_dataset(catalogue, "synth_other")
+    ext = preds[preds["split"] == "external:synth_other"]
+    assert sorted(ext["sample_id"]) == sorted(other.splits.ids("test")) and ext["score"].notna().all()
+    # the external set was embedded by the suite's encoder, in a file of its own, named in run.json
+    (path,) = (Path(catalogue.cache_path) / "embeddings").glob(f"synth_other-{info['embeddings']}.h5")
+    with h5py.File(path, "r") as f:
+        assert '"name": "tiny_cnn"' in f.attrs["encoder"] and f["features"].shape[1] == rec["protocol"]["feature_dim"]
+    rec, preds = _frozen_predictions(root, "synth_loso")
+    held = load_dataset(catalogue, "synth_loso").splits.ids("holdout")
+    assert sorted(preds.loc[preds["split"] == "external:synth_loso@site=site_c", "sample_id"]) == sorted(held)
+
+
+def test_frozen_external_sets_score_the_same_in_a_worker_process(bench) -> None:  # type: ignore[no-untyped-def]
+    root, catalogue = bench
+    result = run_bench(catalogue, BenchOptions(suite="frozen", out=root / "runs_jobs", jobs=2, datasets=["synthetic_cls"]),
+                       make_plugin_host(), lambda _: None)
+    assert not result.failed and len(result.done) == 1
+    _, here = _frozen_predictions(root, "synthetic_cls")
+    (rec,) = list(RunStore(root / "runs_jobs" / "frozen").records())
+    there = pd.read_parquet(RunStore(root / "runs_jobs" / "frozen").run_dir(rec["run_id"]) / "predictions.parquet")
+    cols = ["split", "sample_id", "score"]
+    pd.testing.assert_frame_equal(here[cols].sort_values(cols[:2]).reset_index(drop=True),
+                                  there[cols].sort_values(cols[:2]).reset_index(drop=True), atol=1e-6)

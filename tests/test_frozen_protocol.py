@@ -195,3 +195,47 @@ def test_embedding_progress_reaches_the_live_display_as_an_images_bar(tmp_path: 
     assert seen == [(250, 1000), (500, 1000), (750, 1000), (1000, 1000)]
     text = out.getvalue()
     assert "embedding synthetic_cls" in text and "images/s" in text and "1000/1000" in text
+
+
+PAD = HAM.parent / "pad-ufes-20"
+
+SHARED = """\
+version: 1
+cache_dir: cache
+datasets:
+  pad_a:
+    adapter: pad_ufes20
+    root: {root}
+    image_size: 32
+    groupings: {{sex: {{column: sex}}}}
+  pad_b:
+    adapter: pad_ufes20
+    root: {root}
+    image_size: 32
+    label: {{column: diagnostic, positive: [BCC]}}
+    groupings: {{sex: {{column: sex}}}}
+  pad_c:
+    adapter: pad_ufes20
+    root: {root}
+    image_size: 24
+    groupings: {{sex: {{column: sex}}}}
+"""
+
+
+@pytest.mark.skipif(not (PAD / "metadata.csv").is_file(), reason="PAD-UFES-20 folder not available")
+@pytest.mark.filterwarnings("ignore:pad_ufes20. 1,895 of 2,298 metadata rows have no image file")
+def test_entries_reading_the_same_images_share_one_embeddings_file(tmp_path: Path) -> None:
+    """Another label on the same real images: the encoder does not run again, and no pixel is decoded."""
+    path = tmp_path / "datasets.yaml"
+    path.write_text(SHARED.format(root=PAD))
+    cat = load_catalogue(path)
+    choice = EncoderChoice("tiny_cnn", pretrained=False)
+    a, b = load_dataset(cat, "pad_a"), load_dataset(cat, "pad_b")
+    assert not a.metadata["label"].equals(b.metadata["label"]) and a.revision != b.revision
+    first = embed_dataset(a, choice, cat.cache_path)
+    assert first.encoded == len(a) == 403 and first.path.name.startswith("pad_ufes20-")
+    second = embed_dataset(b, choice, cat.cache_path)
+    assert second.encoded == 0 and second.path == first.path and second.key == first.key
+    assert np.array_equal(second.features, first.features)
+    assert not list(Path(cat.cache_path).glob("pad_b-*.h5"))  # pad_b's image cache was never built
+    assert embed_dataset(load_dataset(cat, "pad_c"), choice, cat.cache_path).key != first.key  # other pixels

@@ -1,11 +1,15 @@
-"""Frozen-encoder embeddings: computed once per (dataset, encoder, weights, preprocessing), cached in HDF5.
+"""Frozen-encoder embeddings: computed once per (images, encoder, weights, preprocessing), cached in HDF5.
 
-File ``<cache_dir>/embeddings/<dataset>-<key>.h5`` holds ``features`` ``(N, D)`` float32
+File ``<cache_dir>/embeddings/<adapter>-<key>.h5`` holds ``features`` ``(N, D)`` float32
 (fletcher32 checksums), ``sample_ids`` (every sample of the dataset, in metadata order) and
 attributes ``key``, ``format``, ``complete=1`` and ``encoder`` (JSON). The key is
-:func:`medfairx.data.cache.cache_key` of the dataset's revision (its pixels, label and
-preprocessing), the image shape, the encoder's name, the sha256 of its weights file and its
-preprocessing. Like the image cache it is written to a temporary file and renamed; a file that
+:func:`medfairx.data.cache.cache_key` of the dataset's pixels (the key of its image cache:
+the content of its image files, the size and the resampling; not its label, groupings or
+split), its sample ids, the image shape, the encoder's name, the sha256 of its weights file
+and its preprocessing. Catalogue entries that read the same images (another label, a held-out
+site, an external-test copy) therefore share one file and the encoder runs once for all of
+them. A dataset whose pixels have no cache key (in memory) is keyed by its name and revision
+and its file is named after the dataset. Like the image cache it is written to a temporary file and renamed; a file that
 is corrupt, stale (another key), incomplete, for other samples or holds non-finite values is
 rebuilt with a :class:`~medfairx.data.cache.CacheRebuildWarning`, never used.
 
@@ -17,6 +21,7 @@ batches in ``channels_last``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -123,9 +128,10 @@ class H5EmbeddingCache:
     sample_ids: list[str]
 
     @classmethod
-    def for_dataset(cls, cache_dir: str | Path, dataset: str, key: str, sample_ids: list[str]) -> H5EmbeddingCache:
-        """The file of ``dataset`` under ``cache_dir/embeddings``."""
-        return cls(Path(cache_dir) / "embeddings" / f"{dataset}-{key}.h5", key, list(sample_ids))
+    def for_dataset(cls, cache_dir: str | Path, dataset: FairDataset, key: str) -> H5EmbeddingCache:
+        """The file of ``dataset``'s embeddings under ``cache_dir/embeddings`` (see the module docstring)."""
+        stem = dataset.config.adapter if _pixels_key(dataset) else dataset.name
+        return cls(Path(cache_dir) / "embeddings" / f"{stem}-{key}.h5", key, [str(s) for s in dataset.metadata.index])
 
     def problem(self) -> str | None:
         """Why the file cannot be used (``None``: valid)."""
@@ -193,11 +199,28 @@ class H5EmbeddingCache:
 
 def embedding_key(dataset: FairDataset, image_shape: tuple[int, ...], encoder: dict[str, Any],
                   options: dict[str, Any]) -> str:
-    """The cache key of ``dataset``'s embeddings under ``encoder``."""
-    return cache_key(kind="embeddings", embeddings_format=EMBEDDINGS_FORMAT, dataset=dataset.name,
-                     revision=dataset.revision, image_shape=list(image_shape), encoder=encoder["name"],
+    """The cache key of ``dataset``'s embeddings under ``encoder`` (see the module docstring)."""
+    pixels = _pixels_key(dataset)
+    images: dict[str, Any] = {"pixels": pixels} if pixels else {"dataset": dataset.name, "revision": dataset.revision}
+    samples = hashlib.sha256("\n".join(str(s) for s in dataset.metadata.index).encode()).hexdigest()
+    return cache_key(kind="embeddings", embeddings_format=EMBEDDINGS_FORMAT, **images, samples=samples,
+                     image_shape=list(image_shape), encoder=encoder["name"],
                      pretrained=encoder["pretrained"], weights_sha256=encoder["weights_sha256"],
                      preprocessing=encoder["preprocessing"], options=options, init_seed=INIT_SEED)
+
+
+def _pixels_key(dataset: FairDataset) -> str | None:
+    """The key of the image cache ``dataset`` reads its pixels from (``None``: pixels in memory)."""
+    key = getattr(dataset.source, "key", None)
+    return key if isinstance(key, str) and key else None
+
+
+def image_shape(dataset: FairDataset) -> tuple[int, ...]:
+    """``(C, *spatial)`` of ``dataset``'s images, without decoding any when its source knows it."""
+    shape = getattr(dataset.source, "image_shape", None)
+    if shape is None:
+        shape = dataset.source.read(np.arange(1))[0].shape[1:] if len(dataset) else (3, 1, 1)
+    return tuple(int(s) for s in shape)
 
 
 def frozen_dataset(dataset: FairDataset, embeddings: Embeddings) -> FairDataset:

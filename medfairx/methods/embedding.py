@@ -27,6 +27,7 @@ from medfairx.data.embeddings import (
     EncoderChoice,
     H5EmbeddingCache,
     embedding_key,
+    image_shape,
 )
 from medfairx.errors import ConfigError, DataError
 from medfairx.methods.backbones import build_backbone, find_backbone_spec
@@ -40,7 +41,7 @@ def build_encoder(dataset: FairDataset, choice: EncoderChoice) -> Any:
     if dataset.card.task != "classification":
         raise ConfigError(f"Dataset {dataset.name!r} is a {dataset.card.task} dataset; frozen-feature protocols "
                           "are for classification (segmentation trains end to end).")
-    channels = int(dataset.source.read(np.arange(1))[0].shape[1]) if len(dataset) else 3
+    channels = image_shape(dataset)[0]
     import torch
 
     with torch.random.fork_rng(devices=[]):  # a random-init encoder is the same network every time (seed 0)
@@ -107,12 +108,9 @@ def embed_dataset(dataset: FairDataset, choice: EncoderChoice, cache_dir: str | 
         echo: progress lines (``images/s``).
     """
     net, info = build_encoder(dataset, choice)
-    sample_ids = [str(s) for s in dataset.metadata.index]
-    first = dataset.source.read(np.arange(1))[0] if len(dataset) else np.zeros((1, 3, 1, 1), np.uint8)
-    image_shape = tuple(int(s) for s in first.shape[1:])
     options = dict(choice.options)
-    key = embedding_key(dataset, image_shape, info, options)
-    cache = H5EmbeddingCache.for_dataset(cache_dir, dataset.name, key, sample_ids)
+    key = embedding_key(dataset, image_shape(dataset), info, options)
+    cache = H5EmbeddingCache.for_dataset(cache_dir, dataset, key)
     if not refresh:
         features = cache.read()
         if features is not None:

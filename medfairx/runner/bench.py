@@ -178,6 +178,18 @@ def prepare(catalogue: Any, opts: BenchOptions, host: PluginHost,
     cards: dict[str, dict[str, Any]] = {}
     ds_info: dict[str, dict[str, Any]] = {}
     external: dict[str, dict[str, Any]] = {}
+    prepared: set[str] = set()  # loaded datasets already as the runs see them (protocol applied)
+
+    def as_run_sees(ext_name: str) -> Any:
+        """External dataset ``ext_name``, loaded once per sweep, under the suite's protocol."""
+        if ext_name not in loaded:
+            echo(f"loading external dataset {ext_name} ...")
+            loaded[ext_name] = _load_recorded(catalogue, ext_name, cards)
+        if ext_name not in prepared:
+            loaded[ext_name] = apply_protocol(suite, loaded[ext_name], catalogue.cache_path, echo=echo)[0]
+            prepared.add(ext_name)
+        return loaded[ext_name]
+
     for name in ds_names:
         groupings = _pick(opts.groupings, list(suite.datasets[name]), "grouping", f"suite {opts.suite!r}, dataset {name!r}")
         if not groupings:
@@ -203,9 +215,10 @@ def prepare(catalogue: Any, opts: BenchOptions, host: PluginHost,
         }
         from medfairx.runner.external import plan_external
 
-        external[name] = plan_external(suite, ds, lambda n: _load_once(catalogue, n, loaded, cards, echo))
         loaded[name], extra = apply_protocol(suite, ds, catalogue.cache_path, echo=echo)
+        prepared.add(name)
         ds_info[name].update(extra)
+        external[name] = plan_external(suite, loaded[name], as_run_sees)
     recipe = dict(suite.recipe or {})
     if opts.epochs is not None:
         recipe["epochs"] = opts.epochs
@@ -233,14 +246,6 @@ def prepare(catalogue: Any, opts: BenchOptions, host: PluginHost,
                             external=external.get(r.dataset, {})) for r in plan.runs
     ]
     return plan, loaded, cards
-
-
-def _load_once(catalogue: Any, name: str, loaded: dict[str, Any], cards: dict[str, dict[str, Any]], echo: Echo) -> Any:
-    """Catalogue dataset ``name``, loaded once per sweep (external test sets)."""
-    if name not in loaded:
-        echo(f"loading external dataset {name} ...")
-        loaded[name] = _load_recorded(catalogue, name, cards)
-    return loaded[name]
 
 
 def _load_recorded(catalogue: Any, name: str, cards: dict[str, dict[str, Any]]) -> Any:

@@ -69,7 +69,14 @@ def run_one_planned(spec: RunSpec, catalogue_path: Path | None, store_root: Path
         if info["dataset"] not in cache:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                cache[info["dataset"]] = load_dataset(load_catalogue(catalogue_path), info["dataset"])
+                catalogue = load_catalogue(catalogue_path)
+                cache[info["dataset"]] = load_dataset(catalogue, info["dataset"])
+                if info.get("embeddings"):  # their features, cached by the planning process too
+                    from medfairx.runner.protocols import dataset_for_run
+
+                    cache[info["dataset"]] = dataset_for_run(cache[info["dataset"]],
+                                                             {**spec.protocol, "embeddings": info["embeddings"]},
+                                                             catalogue.cache_path)
     external = {info["dataset"]: cache[info["dataset"]] for info in spec.external.values()}
     method_spec = host.registry("methods").get(spec.method)
     return execute_run(spec, cache[spec.dataset], method_spec, RunStore(store_root), echo=echo, hook=host.pm.hook,

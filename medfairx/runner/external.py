@@ -43,14 +43,18 @@ def holdout_name(dataset: Any) -> str:
 def plan_external(suite: Any, train: Any, load: Callable[[str], Any]) -> dict[str, dict[str, Any]]:
     """The external sets of training dataset ``train`` in ``suite`` (what :class:`RunSpec` carries).
 
+    Under a frozen-feature protocol ``train`` and the datasets ``load`` returns are the
+    feature datasets (:func:`medfairx.runner.protocols.apply_protocol`): every external set is
+    embedded by the suite's encoder, and its entry names its embeddings (``"embeddings"``).
+
     Args:
         suite: the :class:`~medfairx.config.SuiteConfig`.
-        train: the loaded training :class:`~medfairx.data.dataset.FairDataset`.
-        load: catalogue name → loaded dataset.
+        train: the training :class:`~medfairx.data.dataset.FairDataset`, as its runs see it.
+        load: catalogue name → the dataset as the runs see it.
 
     Raises:
-        ConfigError: an external dataset's task, classes or image shape differ from ``train``'s,
-            or the suite uses a frozen-feature protocol (external sets need pixels).
+        ConfigError: an external dataset's task, classes or image (or feature) shape differ
+            from ``train``'s.
     """
     sets: dict[str, dict[str, Any]] = {}
     groupings = list(suite.datasets.get(train.name, []))
@@ -60,11 +64,9 @@ def plan_external(suite: Any, train: Any, load: Callable[[str], Any]) -> dict[st
         ext = load(ext_name)
         _check_compatible(train, ext)
         sets[EXTERNAL_PREFIX + ext_name] = {"dataset": ext_name, "split": EXTERNAL_SPLIT, "groupings": ext_groupings}
-    if sets and suite.protocol != "finetune":
-        raise ConfigError(
-            f"dataset {train.name!r}: external test sets need pixels, but the suite's protocol is "
-            f"{suite.protocol!r} (cached features); use protocol finetune or drop evaluate_on/holdout."
-        )
+        embeddings = (ext.info or {}).get("protocol", {}).get("embeddings")
+        if embeddings:  # a frozen protocol: the set's features, embedded by the same encoder
+            sets[EXTERNAL_PREFIX + ext_name]["embeddings"] = embeddings
     return sets
 
 

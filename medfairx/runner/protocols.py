@@ -67,7 +67,7 @@ def dataset_for_run(dataset: Any, protocol: dict[str, Any], cache_dir: str | Pat
     key = (protocol or {}).get("embeddings")
     if not key:
         return dataset
-    cache = H5EmbeddingCache.for_dataset(cache_dir, dataset.name, key, [str(s) for s in dataset.metadata.index])
+    cache = H5EmbeddingCache.for_dataset(cache_dir, dataset, key)
     features = cache.read()
     if features is None:
         raise DataError(f"Embeddings {cache.path} of {dataset.name!r} are missing or unusable; "
