@@ -1,9 +1,11 @@
 # The README's two commands: `make bench` and `make test`. Both set up everything on a
-# fresh machine: a virtualenv, torch's CPU build first, then medfairx and every plugin in
-# plugins/ (each its own distribution, installed like a third party's).
+# fresh machine: a virtualenv, torch and the torchvision built for it first (one pip call, so
+# they match), then medfairx and every plugin in plugins/ (each its own distribution, installed
+# like a third party's). `make install VENV=/some/dir` installs into another virtualenv.
 VENV ?= .venv
 PYTHON ?= python3
-TORCH_SPEC ?= torch==2.13.0
+TORCH_SPEC ?= torch==2.14.1
+TORCHVISION_SPEC ?= torchvision==0.29.1
 # Optional extras the first-party plugins use (segment-anything needs only torch here).
 EXTRAS ?= "segment-anything>=1.0,<2"
 PY := $(VENV)/bin/python
@@ -15,7 +17,7 @@ STAMP := $(VENV)/.medfairx-installed
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q "$(TORCH_SPEC)" "$(TORCHVISION_SPEC)"
 	$(PY) -m pip install -q -e ".[test]" $(foreach p,$(PLUGIN_DIRS),-e $(p)) $(EXTRAS)
 	touch $(STAMP)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, brier_score_loss, f1_score, recall_score, roc_auc_score
 
 from medfairx.metrics.bootstrap import StratifiedBootstrap, bootstrap
-from medfairx.metrics.engine import Engine, Problem, resolve_defs
+from medfairx.metrics.engine import Draws, Engine, Problem, resolve_defs
 
 
 def _problem(ties: bool = True, n: int = 800, seed: int = 0) -> Problem:
@@ -140,7 +140,81 @@ def test_bootstrap_results_equal_dense_path(monkeypatch):
     p = _problem(ties=True, n=500, seed=7)
     defs = resolve_defs(None, "classification")
     fast = bootstrap(p, defs, n_boot=30, seed=5)
-    monkeypatch.setattr(eng._AucRanker, "_from_draws", lambda self, D: self(D.dense()))
+    monkeypatch.setattr(eng, "_aucs_from_draws", lambda rankers, D: [r(D.dense()) for r in rankers])
     slow = bootstrap(p, defs, n_boot=30, seed=5)
     for d in defs:
         np.testing.assert_array_equal(fast.replicates[d.name], slow.replicates[d.name])
+
+
+def _reference_indices(strata: np.ndarray, n_boot: int, seed: int, b: int) -> np.ndarray:
+    """Replicate ``b`` drawn the plain way: its own generator, ``integers(0, m, m)`` per stratum in label order."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(n_boot)[b])
+    return np.concatenate([m[rng.integers(0, m.size, m.size)] for m in
+                           (np.flatnonzero(strata == s) for s in np.unique(strata))])
+
+
+def test_draw_counts_are_the_plain_generator_draws():
+    p = _problem(ties=True, n=700, seed=2)
+    sampler = StratifiedBootstrap(p.strata(), 12, seed=6)
+    D = sampler.draws(3, 12)
+    assert D.counts.shape == (9, p.n)
+    for i, b in enumerate(range(3, 12)):
+        idx = _reference_indices(p.strata(), 12, 6, b)
+        np.testing.assert_array_equal(np.sort(sampler.indices(b)), np.sort(idx))
+        np.testing.assert_array_equal(D.dense()[:, i], np.bincount(idx, minlength=p.n))
+
+
+def _percentile_ci(reps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = np.nanpercentile(reps, [2.5, 97.5], axis=0)
+    return lo, hi
+
+
+@pytest.mark.parametrize("ties", [True, False])
+def test_auc_cis_equal_a_plain_sklearn_bootstrap(ties):
+    p = _problem(ties=ties, n=600, seed=4)
+    n_boot = 40
+    res = bootstrap(p, resolve_defs(["auc", "auc_gap"], "classification"), n_boot=n_boot, seed=8)
+    reps = np.empty((n_boot, 1 + p.n_groups))
+    for b in range(n_boot):
+        idx = _reference_indices(p.strata(), n_boot, 8, b)
+        y, s, g = p.y[idx], p.scores[idx], p.codes[idx]
+        reps[b] = [roc_auc_score(y, s)] + [roc_auc_score(y[g == k], s[g == k]) for k in range(p.n_groups)]
+    np.testing.assert_allclose(res.replicates["auc"], reps, rtol=0, atol=1e-12)
+    lo, hi = _percentile_ci(reps)
+    np.testing.assert_allclose(res.low["auc"], lo, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(res.high["auc"], hi, rtol=0, atol=1e-12)
+    gap = reps[:, 1:].max(axis=1) - reps[:, 1:].min(axis=1)
+    np.testing.assert_allclose(res.replicates["auc_gap"], gap, rtol=0, atol=1e-12)
+
+
+def test_auc_from_counts_with_tied_scores_by_hand():
+    # one group; negatives (stratum 0) score 0.5, 0.2; positives (stratum 1) score 0.5, 0.8
+    p = Problem.build("classification", ["a"] * 4, y_true=[0, 0, 1, 1], y_score=[0.5, 0.2, 0.5, 0.8])
+    members = [np.array([0, 1]), np.array([2, 3])]
+    # replicate 0: negatives once each, the tied positive twice -> (2 * (1/2 + 1)) / (2 * 2) = 0.75
+    # replicate 1: negative 0.5 twice, positive 0.8 twice -> 1.0
+    # replicate 2: negative 0.5 twice, tied positive twice -> 0.5
+    counts = np.array([[1, 1, 2, 0], [2, 0, 0, 2], [2, 0, 2, 0]], np.int32)
+    auc = Engine(p).measure("auc", Draws(4, members, counts))
+    np.testing.assert_allclose(auc, [[0.75, 0.75], [1.0, 1.0], [0.5, 0.5]], rtol=0, atol=1e-15)
+    for i, row in enumerate(counts):
+        assert auc[i, 0] == pytest.approx(roc_auc_score(p.y, p.scores, sample_weight=row), abs=1e-15)
+
+
+def test_thresholded_and_calibration_replicates_equal_sklearn_on_resamples():
+    p = _problem(ties=True, n=500, seed=9)
+    names = ["tpr", "fpr", "accuracy", "balanced_accuracy", "f1", "brier", "ece"]
+    res = bootstrap(p, resolve_defs(names, "classification"), n_boot=25, seed=1)
+    for b in (0, 11, 24):
+        idx = _reference_indices(p.strata(), 25, 1, b)
+        for k in range(-1, p.n_groups):
+            m = np.ones(idx.size, bool) if k < 0 else p.codes[idx] == k
+            y, s = p.y[idx][m], p.scores[idx][m]
+            pred = (s >= 0.5).astype(int)
+            bins = np.minimum((s * 15).astype(int), 14)
+            ece = sum(abs((y[bins == j] - s[bins == j]).sum()) for j in range(15)) / y.size
+            want = {"tpr": recall_score(y, pred), "fpr": 1 - recall_score(y, pred, pos_label=0),
+                    "accuracy": accuracy_score(y, pred), "balanced_accuracy": balanced_accuracy_score(y, pred),
+                    "f1": f1_score(y, pred), "brier": brier_score_loss(y, s), "ece": ece}
+            for name, value in want.items():
+                assert res.replicates[name][b, k + 1] == pytest.approx(value, abs=1e-12), (name, b, k)

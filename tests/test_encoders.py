@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -15,7 +16,10 @@ from medfairx.data.cache import file_sha256
 from medfairx.default_plugins import backbones as plugin
 from medfairx.methods.backbones import build_backbone, find_backbone_spec
 from medfairx.methods.device import images_to_float
-from medfairx.methods.encoders import ENCODER_BACKBONES, WeightsError, preprocess_image
+from medfairx.methods.embedding import encode_images
+from medfairx.methods.encoders import ENCODER_BACKBONES, Preprocessing, WeightsError, preprocess_image
+
+HAM = Path(os.environ.get("MEDFAIRX_DATA") or Path(__file__).resolve().parents[1] / ".." / "shared" / "data") / "ham10000"
 
 lite = pytest.mark.skipif(
     importlib.util.find_spec("efficientnet_lite_pytorch") is None
@@ -195,3 +199,73 @@ def test_torchvision_backbone_random_init_local_weights_and_errors(tmp_path: Pat
         build_backbone("torchvision:resnet18", in_channels=3, num_classes=2, spatial_dims=2, pretrained=True)
     dn = build_backbone("torchvision:densenet121", in_channels=3, num_classes=2, spatial_dims=2)
     assert dn.feature_dim == 1024
+
+
+def _library_reference(spec: str) -> tuple[object, torch.nn.Module]:
+    """The library's own transform and trunk for ``spec`` (classifier removed the library's way)."""
+    family, name = spec.split(":")
+    if family == "timm":
+        import timm
+
+        trunk = timm.create_model(name, num_classes=0)
+        return timm.data.create_transform(**timm.data.resolve_data_config({}, model=trunk)), trunk
+    import torchvision
+
+    trunk = torchvision.models.get_model(name)
+    trunk.fc = torch.nn.Identity()
+    return torchvision.models.get_model_weights(name).DEFAULT.transforms(), trunk
+
+
+@pytest.mark.parametrize("spec", [
+    pytest.param("timm:resnet18", marks=pytest.mark.skipif(_importable("timm") is not None, reason=str(_importable("timm")))),
+    pytest.param("torchvision:resnet18",
+                 marks=pytest.mark.skipif(_importable("torchvision") is not None, reason=str(_importable("torchvision")))),
+])
+def test_library_encoder_on_a_ham10000_photo_matches_the_library_pipeline(spec: str) -> None:
+    """A real 224 x 224 dermoscopy photo: the recorded preprocessing, input and features are the library's."""
+    from PIL import Image
+
+    transform, trunk = _library_reference(spec)
+    photo = Image.open(HAM / "images" / "ISIC_0024306.jpg").convert("RGB")
+    net = build_backbone(spec, in_channels=3, num_classes=2, spatial_dims=2).eval()
+    trunk.load_state_dict(net.encoder[1].state_dict())  # same random weights, the library's own forward
+    recorded = net.encoder_info["preprocessing"]
+    if spec.startswith("timm:"):
+        import timm
+
+        cfg = timm.data.resolve_data_config({}, model=net.encoder[1])
+        assert recorded == {"input_size": list(cfg["input_size"]), "mean": list(cfg["mean"]), "std": list(cfg["std"]),
+                            "interpolation": cfg["interpolation"], "crop_pct": cfg["crop_pct"]}
+    image = preprocess_image(np.asarray(photo), Preprocessing(
+        tuple(recorded["input_size"]), tuple(recorded["mean"]), tuple(recorded["std"]), recorded["interpolation"],
+        recorded["crop_pct"]))
+    assert image.shape == (3, 224, 224)
+    expected_input = transform(photo)
+    got_input = net.encoder[0](images_to_float(torch.from_numpy(image[None])))[0]
+    assert torch.allclose(got_input, expected_input, atol=1e-5)  # same resize, crop and mean/std as the library
+    features = encode_images(net.encoder, lambda rows: image[None][rows], 1, input_size=(224, 224),
+                             interpolation=recorded["interpolation"], batch_size=1)
+    assert features.shape == (1, 512) and np.isfinite(features).all()
+    with torch.inference_mode():
+        expected = trunk.eval()(expected_input[None]).numpy()
+    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("spec", [
+    pytest.param("timm:resnet18", marks=pytest.mark.skipif(_importable("timm") is not None, reason=str(_importable("timm")))),
+    pytest.param("torchvision:resnet18",
+                 marks=pytest.mark.skipif(_importable("torchvision") is not None, reason=str(_importable("torchvision")))),
+])
+def test_library_preprocessing_of_a_non_square_photo(spec: str) -> None:
+    """scikit-image's 451 x 300 ``chelsea``: the shorter side resized, the long side truncated, the centre cropped."""
+    skimage_data = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    transform, _ = _library_reference(spec)
+    photo = skimage_data.chelsea()
+    net = build_backbone(spec, in_channels=3, num_classes=2, spatial_dims=2)
+    recorded = net.encoder_info["preprocessing"]
+    image = preprocess_image(photo, Preprocessing(tuple(recorded["input_size"]), tuple(recorded["mean"]),
+                                                  tuple(recorded["std"]), recorded["interpolation"], recorded["crop_pct"]))
+    got = net.encoder[0](images_to_float(torch.from_numpy(image[None])))[0]
+    assert torch.allclose(got, transform(Image.fromarray(photo)), atol=1e-5)

@@ -27,6 +27,7 @@ Used by core only (the built-in backbone registry).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import pickle
 from dataclasses import dataclass
@@ -98,10 +99,12 @@ def preprocess_image(image: np.ndarray, prep: Preprocessing) -> np.ndarray:
     if prep.crop_pct is None:
         im = im.resize((w, h), modes[prep.interpolation])
     else:
-        short = int(round(min(h, w) / prep.crop_pct))
-        scale = short / min(im.size)
-        im = im.resize((max(w, round(im.size[0] * scale)), max(h, round(im.size[1] * scale))), modes[prep.interpolation])
-        left, top = (im.size[0] - w) // 2, (im.size[1] - h) // 2
+        # timm's scale size, floor(size / crop_pct); torchvision's Resize(short) truncates the long side
+        short = math.floor(min(h, w) / prep.crop_pct + 1e-6)
+        short_in = min(im.size)
+        im = im.resize((max(w, int(short * im.size[0] / short_in)), max(h, int(short * im.size[1] / short_in))),
+                       modes[prep.interpolation])
+        left, top = int(round((im.size[0] - w) / 2)), int(round((im.size[1] - h) / 2))  # torchvision's CenterCrop
         im = im.crop((left, top, left + w, top + h))
     arr = np.asarray(im, dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()

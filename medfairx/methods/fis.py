@@ -33,7 +33,6 @@ import torch
 from medfairx.errors import ConfigError
 from medfairx.methods.ot import (
     OT_BACKENDS,
-    sinkhorn_divergence,
     sinkhorn_divergences_to_pool,
 )
 
@@ -69,10 +68,11 @@ def group_distances_batch(
     """``o_g = S_ε(L, L_g)`` for the groups present in the batch (variant ``fairdi``)."""
     values = losses.detach().reshape(-1).to(torch.float64).cpu()
     codes = groups.detach().reshape(-1).cpu()
-    return {
-        int(g): sinkhorn_divergence(values, values[codes == g], blur=blur, backend=backend)
-        for g in torch.unique(codes[codes >= 0]).tolist()
-    }
+    samples = {int(g): values[codes == g] for g in torch.unique(codes[codes >= 0]).tolist()}
+    if not samples:
+        return {}
+    # = {g: sinkhorn_divergence(values, samples[g])}, with OT_ε(L, L) solved once per batch
+    return sinkhorn_divergences_to_pool(samples, values, blur=blur, backend=backend, pool_first=True)
 
 
 def group_weights(

@@ -35,7 +35,7 @@ class _ReverseGrad(torch.autograd.Function):
 
 def grad_reverse(x: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
     """``x`` unchanged in the forward pass; the gradient becomes ``−λ·grad`` backwards."""
-    out: torch.Tensor = _ReverseGrad.apply(x, lam)  # type: ignore[no-untyped-call]  # torch leaves Function.apply unannotated
+    out: torch.Tensor = _ReverseGrad.apply(x, lam)
     return out
 
 

@@ -551,7 +551,7 @@ def train_model(
         torch.backends.cudnn.benchmark = True  # shapes are fixed within a run: let cuDNN time its kernels
     model.to(device)
     if channels_last:
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's overloads omit memory_format
+        model.to(memory_format=torch.channels_last)
     fwd_model: nn.Module = torch.compile(model) if ctx.compile else model  # type: ignore[assignment]  # compiled module wraps model
 
     loss_fn = loss_fn or (lambda out, b: per_sample_loss(out, b.targets, ctx.task).mean())
@@ -858,7 +858,7 @@ class TrainableMethod(Method):
             model.load_state_dict(state["model"])
         self.model_ = model.to(self.device_)
         if use_channels_last(self.device_, ctx.spatial_dims):
-            self.model_.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's overloads omit memory_format
+            self.model_.to(memory_format=torch.channels_last)
         self.load_extra_state(state.get("extra", {}), ctx)
         self.selected_epoch_ = state.get("selected_epoch")
         self.epochs_trained_ = state.get("epochs_trained")

@@ -9,8 +9,10 @@ scores are sorted once per group, and AUC is the Mann-Whitney statistic over tie
 weights in that fixed order. Tail means and percentiles use cumulative counts in the
 same way. Measures return ``(B, 1 + G)`` arrays: column 0 overall, then one per group.
 Bootstrap replicates may instead come as :class:`Draws` (their within-stratum draws): AUC
-then counts the draws straight into one shared sorted layout and works in exact integer
-arithmetic (the same values, bit for bit); every other measure uses their dense counts.
+then counts each replicate's draws per stratum, puts the negatives' counts into the
+subset's score order and works in exact integer arithmetic, one replicate at a time on
+arrays that stay in cache (the same values, bit for bit); every other measure uses their
+dense counts.
 """
 
 from __future__ import annotations
@@ -141,61 +143,61 @@ def _nan_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-def _columns(at: np.ndarray) -> np.ndarray | slice:
-    """``at`` as a slice when it is one contiguous increasing range (a view instead of a copy)."""
-    if at.size and at[-1] - at[0] + 1 == at.size and (np.diff(at) == 1).all():
-        return slice(int(at[0]), int(at[-1]) + 1)
-    return at
-
-
 class Draws:
-    """Bootstrap replicates as within-stratum draws, with their dense counts on demand.
+    """Bootstrap replicates as within-stratum multiplicity counts.
 
-    Replicate ``i`` draws, for stratum ``s``, the positions ``picks[i][s]`` (``m_s`` of
-    them, into ``members[s]``). AUC reads these draws in each subset's sorted score order
-    directly; every other measure uses :meth:`dense`, the ``(n, k)`` multiplicity counts.
+    Row ``i`` of ``counts`` holds replicate ``i``: how often each sample was drawn, stratum
+    by stratum, column ``j`` counting sample ``sample_at[j]`` (``np.concatenate(members)``);
+    every replicate draws exactly ``members[s].size`` times from stratum ``s``. AUC reads
+    these counts in each subset's sorted score order; every other measure uses
+    :meth:`dense`, the ``(n, k)`` counts in sample order.
 
     Args:
         n: samples.
         members: per stratum, its sample positions.
-        picks: per replicate, per stratum, its ``m_s`` positions within the stratum.
+        counts: ``(k, n)`` integer counts, columns stratum by stratum.
     """
 
-    def __init__(self, n: int, members: list[np.ndarray], picks: list[list[np.ndarray]]) -> None:
-        self.n, self.members, self.picks = n, members, picks
-        self.k = len(picks)
+    def __init__(self, n: int, members: list[np.ndarray], counts: np.ndarray) -> None:
+        self.n, self.members, self.counts = n, members, counts
+        self.k = int(counts.shape[0])
+        self.sample_at = np.concatenate(members) if members else np.zeros(0, np.intp)
+        self.stops = np.cumsum([m.size for m in members], dtype=np.intp)
         self._dense: np.ndarray | None = None
-        self._ranked: list[tuple[np.ndarray, np.ndarray]] = []
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.n, self.k
 
-    def counts_in(self, rank: np.ndarray) -> np.ndarray:
-        """Integer counts ``(k, n)`` with sample ``i`` in column ``rank[i]`` (cached per ``rank``)."""
-        for r, counts in self._ranked:
-            if r is rank:
-                return counts
-        tables = [rank[m] for m in self.members]
-        stops = np.cumsum([m.size for m in self.members])
-        cols = np.empty((self.k, self.n), np.int64)
-        for i, row in enumerate(self.picks):
-            for table, r, stop in zip(tables, row, stops, strict=False):
-                np.take(table, r, out=cols[i, stop - r.size:stop])
-        cols += np.arange(self.k)[:, None] * self.n
-        counts = np.bincount(cols.ravel(), minlength=self.k * self.n).reshape(self.k, self.n)
-        self._ranked.append((rank, counts))
-        return counts
+    def column(self, s: int) -> slice:
+        """Columns of stratum ``s`` in :attr:`counts`."""
+        stop = int(self.stops[s])
+        return slice(stop - self.members[s].size, stop)
 
     def dense(self) -> np.ndarray:
         """Multiplicity counts ``(n, k)``: how often each sample appears in each replicate."""
         if self._dense is None:
             out = np.zeros((self.k, self.n))
-            for i, row in enumerate(self.picks):
-                for m, r in zip(self.members, row, strict=False):
-                    out[i, m] = np.bincount(r, minlength=m.size)
+            out[:, self.sample_at] = self.counts
             self._dense = np.ascontiguousarray(out.T)
         return self._dense
+
+
+@dataclass
+class _DrawPlan:
+    """Where one subset's strata go in its sorted score order (see :meth:`_AucRanker.plan`).
+
+    Attributes:
+        perm: sorted-negative position ``q`` reads count column ``perm[q]`` of :attr:`Draws.counts`.
+        pos: count columns of each stratum of the subset's positives.
+        below: per positive stratum, per member: negatives strictly below its score.
+        at_or_below: the same, at or below (``None`` without ties).
+    """
+
+    perm: np.ndarray
+    pos: list[slice]
+    below: list[np.ndarray]
+    at_or_below: list[np.ndarray] | None
 
 
 class _AucRanker:
@@ -209,24 +211,31 @@ class _AucRanker:
 
     def __init__(self, idx: np.ndarray, score: np.ndarray, positive: np.ndarray,
                  order: np.ndarray | None = None) -> None:
-        """``order``: ``idx`` already sorted by score (stable), e.g. filtered from the overall order."""
+        """``order``: ``idx`` already sorted by score, e.g. filtered from the overall order.
+
+        The order of tied scores is irrelevant (only the counts below and at a score enter),
+        so the faster unstable sort is used.
+        """
         if order is None:
-            order = idx[np.argsort(score[idx], kind="mergesort")]
+            order = idx[np.argsort(score[idx])]
         s, pos = score[order], positive[order].astype(bool)
         self.pos_idx, self.neg_idx = order[pos], order[~pos]
         neg_scores = s[~pos]
         self.below = np.searchsorted(neg_scores, s[pos], side="left")
         self.at_or_below = np.searchsorted(neg_scores, s[pos], side="right")
         self.ties = bool((self.below != self.at_or_below).any())
-        #: position of every sample in the overall score order (set by the engine).
-        self.rank: np.ndarray | None = None
-        self._at: tuple[np.ndarray | slice, np.ndarray | slice] | None = None
+        self._plan: tuple[list[np.ndarray], _DrawPlan | None] | None = None
+
+    @property
+    def defined(self) -> bool:
+        """Whether the subset has both classes (else its AUC is NaN)."""
+        return bool(self.pos_idx.size and self.neg_idx.size)
 
     def __call__(self, W: np.ndarray | Draws) -> np.ndarray:
-        if self.pos_idx.size == 0 or self.neg_idx.size == 0:
+        if not self.defined:
             return np.full(W.shape[1], np.nan)
         if isinstance(W, Draws):
-            if self.rank is not None:
+            if self.plan(W) is not None:
                 return self._from_draws(W)
             W = W.dense()
         cum = np.zeros((self.neg_idx.size + 1, W.shape[1]))
@@ -238,30 +247,77 @@ class _AucRanker:
         num = np.einsum("ij,ij->j", wp, below)
         return _nan_div(num, wp.sum(axis=0) * cum[-1])
 
+    def plan(self, D: Draws) -> _DrawPlan | None:
+        """How the strata of ``D`` map into this subset's sorted order (cached per ``D.members``).
+
+        ``None`` when some stratum is split (part positive, part negative, or part outside the
+        subset): such draws are counted densely instead.
+        """
+        members, n = D.members, D.n
+        if self._plan is not None and self._plan[0] is members:
+            return self._plan[1]
+        neg_rank = np.full(n, -1, np.intp)
+        neg_rank[self.neg_idx] = np.arange(self.neg_idx.size)
+        below = np.full(n, -1, np.intp)
+        below[self.pos_idx] = self.below
+        at = np.full(n, -1, np.intp)
+        at[self.pos_idx] = self.at_or_below
+        perm = np.empty(self.neg_idx.size, np.intp)
+        pos: list[int] = []
+        plan: _DrawPlan | None = None
+        for s in range(len(members)):
+            cols = D.column(s)
+            samples = D.sample_at[cols]
+            r, b = neg_rank[samples], below[samples]
+            if (r >= 0).all():
+                perm[r] = np.arange(cols.start, cols.stop)
+            elif (b >= 0).all():
+                pos.append(s)
+            elif not ((r < 0) & (b < 0)).all():
+                break
+        else:
+            cols_of = [D.column(s) for s in pos]
+            plan = _DrawPlan(perm, cols_of, [below[D.sample_at[c]] for c in cols_of],
+                             [at[D.sample_at[c]] for c in cols_of] if self.ties else None)
+        self._plan = (members, plan)
+        return plan
 
     def _from_draws(self, D: Draws) -> np.ndarray:
-        """The same AUCs from within-stratum draws, in exact integer arithmetic.
+        """The same AUCs from within-stratum draws (see :func:`_aucs_from_draws`)."""
+        return _aucs_from_draws([self], D)[0]
 
-        The draws are counted once into a layout shared by all subsets
-        (:meth:`Draws.counts_in`): by group, negatives then positives, each by score. A
-        group's negatives and positives are then contiguous, sorted column ranges; the
-        overall subset gathers its negatives into score order once. The cumulative
-        negative counts are read at each positive's ``below`` position.
-        """
-        assert self.rank is not None, "the engine sets rank before drawing"
-        if self._at is None:
-            self._at = (_columns(np.take(self.rank, self.neg_idx)), _columns(np.take(self.rank, self.pos_idx)))
-        neg_at, pos_at = self._at
-        counts = D.counts_in(self.rank)
-        neg = counts[:, neg_at] if isinstance(neg_at, slice) else np.take(counts, neg_at, axis=1)
-        cum = np.zeros((D.k, neg.shape[1] + 1), np.int64)
-        np.cumsum(neg, axis=1, out=cum[:, 1:])
-        wp = counts[:, pos_at] if isinstance(pos_at, slice) else np.take(counts, pos_at, axis=1)
-        below = np.take(cum, self.below, axis=1)
-        if self.ties:
-            below += np.take(cum, self.at_or_below, axis=1)
-        num = np.einsum("ij,ij->i", wp, below).astype(np.float64) * (0.5 if self.ties else 1.0)
-        return _nan_div(num, wp.sum(axis=1).astype(np.float64) * cum[:, -1].astype(np.float64))
+
+def _aucs_from_draws(rankers: list[_AucRanker], D: Draws) -> list[np.ndarray]:
+    """AUCs of several subsets from the same draws, in exact integer arithmetic.
+
+    Replicate by replicate, and every subset of one replicate in turn while its counts are
+    in cache: the negatives' counts are put into the subset's sorted score order (one
+    gather) and accumulated; each positive stratum's counts are then weighed against the
+    cumulative negative counts at its members' ``below`` positions. Every ranker must have
+    a plan (:meth:`_AucRanker.plan`) and both classes.
+    """
+    plans = [r.plan(D) for r in rankers]
+    assert all(p is not None for p in plans), "called only when every stratum maps into the subset"
+    num = np.zeros((len(rankers), D.k), np.int64)
+    neg_total = np.zeros((len(rankers), D.k), np.int64)
+    cums = [np.zeros(r.neg_idx.size + 1, np.int64) for r in rankers]
+    for i, counts in enumerate(D.counts):
+        for j, (plan, cum) in enumerate(zip(plans, cums, strict=True)):
+            assert plan is not None
+            np.cumsum(np.take(counts, plan.perm), out=cum[1:])
+            for q, cols in enumerate(plan.pos):
+                c = counts[cols]
+                num[j, i] += np.einsum("i,i->", c, np.take(cum, plan.below[q]))
+                if plan.at_or_below is not None:
+                    num[j, i] += np.einsum("i,i->", c, np.take(cum, plan.at_or_below[q]))
+            neg_total[j, i] = cum[-1]
+    out = []
+    for j, (r, plan) in enumerate(zip(rankers, plans, strict=True)):
+        assert plan is not None
+        pos_total = float(sum(cols.stop - cols.start for cols in plan.pos))
+        scaled = num[j].astype(np.float64) * (0.5 if r.ties else 1.0)
+        out.append(_nan_div(scaled, pos_total * neg_total[j].astype(np.float64)))
+    return out
 
 
 class _Ordered:
@@ -355,18 +411,12 @@ class Engine:
                 cols = [(s[:, k], y == k) for k in range(self.p.num_classes)]
             rankers: list[list[_AucRanker]] = [[] for _ in self._subsets]
             for sc, pos in cols:
-                # sorted once: a subset's stable score order is the overall one filtered to it
-                overall = np.argsort(sc, kind="mergesort")
-                # layout of the draws' counts: by group, negatives then positives, by score, so
-                # every group's negatives and positives are contiguous, already sorted columns
-                key = 2 * self.p.codes + pos
-                rank = np.empty(self.p.n, np.int64)
-                rank[overall[np.argsort(key[overall], kind="stable")]] = np.arange(self.p.n)
+                # sorted once: a subset's score order is the overall one filtered to it
+                overall = np.argsort(sc)
                 for row, idx in zip(rankers, self._subsets, strict=False):
                     inside = np.zeros(self.p.n, bool)
                     inside[idx] = True
                     row.append(_AucRanker(idx, sc, pos, order=overall[inside[overall]]))
-                    row[-1].rank = rank
             self._cache["rankers"] = rankers
         cached: list[list[_AucRanker]] = self._cache["rankers"]
         return cached
@@ -410,10 +460,14 @@ class Engine:
             W = W.dense()
         return fn(self, W, col) if col else fn(self, W)
 
-    def _auc(self, W: np.ndarray) -> np.ndarray:
+    def _auc(self, W: np.ndarray | Draws) -> np.ndarray:
+        drawn: dict[int, np.ndarray] = {}
+        if isinstance(W, Draws):
+            fast = [r for row in self._rankers() for r in row if r.defined and r.plan(W) is not None]
+            drawn = {id(r): v for r, v in zip(fast, _aucs_from_draws(fast, W), strict=True)}
         cols = []
         for rankers in self._rankers():
-            per_class = np.stack([r(W) for r in rankers], axis=1)
+            per_class = np.stack([drawn[id(r)] if id(r) in drawn else r(W) for r in rankers], axis=1)
             if per_class.shape[1] == 1:
                 cols.append(per_class[:, 0])
             else:

@@ -13,11 +13,15 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from medfairx.contracts import RESULT_COLUMNS
-from medfairx.metrics.bootstrap import DEFAULT_N_BOOT
+from medfairx.metrics.bootstrap import DEFAULT_CI, DEFAULT_N_BOOT, bootstrap
+from medfairx.metrics.catalogue import BY_NAME, MetricDef
+from medfairx.metrics.engine import Problem
 from medfairx.metrics.evaluate import _runs, score_predictions
+from medfairx.metrics.predictions import problem_from_frame
 from medfairx.metrics.thresholds import DEFAULT_POLICY
 from medfairx.store import GROUP_PREFIX, StoredRun, StoreFileWarning, UnreadableRunError
 
@@ -25,6 +29,63 @@ from medfairx.store import GROUP_PREFIX, StoredRun, StoreFileWarning, Unreadable
 EVAL_SET = "eval_set"
 IN_DISTRIBUTION = "test"
 EXTERNAL_STRATEGY = "final"
+#: the main metric of the external view, by task
+MAIN_METRIC = {"classification": "auc", "segmentation": "dice"}
+#: result rows of the change in the main gap (external gap − in-distribution gap): ``auc_gap_change``, ...
+GAP_CHANGE = "{gap}_change"
+GAP_CHANGE_NOTE = "external gap − in-distribution gap; the two test sets bootstrapped independently"
+
+
+def gap_change(id_problem: Problem, ext_problem: Problem, gap: MetricDef, *, n_boot: int = DEFAULT_N_BOOT,
+               seed: int = 0, ci: float = DEFAULT_CI) -> tuple[float, float, float]:
+    """Δgap = external gap − in-distribution gap, with a percentile bootstrap interval.
+
+    The in-distribution test split and the external set are independent samples, so each is
+    resampled on its own (stratified, ``n_boot`` replicates each; the in-distribution split
+    from ``seed``, as its own rows, the external set from ``seed + 1``, an independent
+    stream since seeds are hashed). Pairing replicate ``b`` of one with replicate ``b`` of
+    the other gives ``n_boot`` draws of the difference of two independent bootstrap
+    distributions; the interval is their percentiles.
+
+    Args:
+        id_problem: the in-distribution test split.
+        ext_problem: the external test set, under the same grouping.
+        gap: the gap metric (e.g. ``auc_gap``).
+        n_boot: replicates of each set; 0 gives NaN bounds.
+        seed: base seed.
+        ci: coverage of the interval.
+
+    Returns:
+        ``(value, ci_low, ci_high)``; all NaN where either gap is undefined.
+    """
+    a = bootstrap(id_problem, [gap], n_boot=n_boot, seed=seed, ci=ci)
+    b = bootstrap(ext_problem, [gap], n_boot=n_boot, seed=seed + 1, ci=ci)
+    value = float(b.point[gap.name] - a.point[gap.name])
+    if n_boot == 0 or np.isnan(value):
+        return value, float("nan"), float("nan")
+    diff = b.replicates[gap.name] - a.replicates[gap.name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all replicates undefined: NaN bounds
+        lo, hi = np.nanpercentile(diff, [(1.0 - ci) / 2 * 100, (1.0 + ci) / 2 * 100])
+    return value, float(lo), float(hi)
+
+
+def _gap_change_row(preds: pd.DataFrame, rows: pd.DataFrame, *, task: str, grouping: str, split: str,
+                    n_boot: int, seed: int, where: str) -> pd.DataFrame:
+    """The ``<gap>_change`` row of one external split (empty without an in-distribution gap to compare)."""
+    gap = BY_NAME.get(f"{MAIN_METRIC.get(task, 'auc')}_gap")
+    column = GROUP_PREFIX + grouping
+    test = preds[preds["split"] == IN_DISTRIBUTION]
+    if gap is None or gap.name not in set(rows["metric"]) or test.empty or test[column].isna().all():
+        none: pd.DataFrame = rows.iloc[0:0]
+        return none
+    sets = [frame.sort_values("sample_id", kind="mergesort") for frame in (test, preds[preds["split"] == split])]
+    id_problem, ext_problem = (problem_from_frame(f[f[column].notna()], task, column, where=where) for f in sets)
+    value, lo, hi = gap_change(id_problem, ext_problem, gap, n_boot=n_boot, seed=seed)
+    row: pd.DataFrame = rows[rows["metric"] == gap.name].iloc[:1].copy()
+    row["metric"], row["value"], row["ci_low"], row["ci_high"] = GAP_CHANGE.format(gap=gap.name), value, lo, hi
+    row["note"], row["delong_low"], row["delong_high"] = GAP_CHANGE_NOTE, np.nan, np.nan
+    return row
 
 
 def evaluate_external(
@@ -35,7 +96,12 @@ def evaluate_external(
     seed: int = 0,
     threshold_policy: str = DEFAULT_POLICY,
 ) -> pd.DataFrame:
-    """Result rows (:data:`RESULT_COLUMNS` plus ``eval_set``) of every external split of every run."""
+    """Result rows (:data:`RESULT_COLUMNS` plus ``eval_set``) of every external split of every run.
+
+    Besides the metric rows, each external split whose grouping the in-distribution test split
+    also has gets a summary row ``<main gap>_change`` (e.g. ``auc_gap_change``): external
+    gap − in-distribution gap with its interval (:func:`gap_change`).
+    """
     tables = []
     for run in _runs(runs_dir):
         if not run.ok or not run.record.get("external"):
@@ -55,6 +121,9 @@ def evaluate_external(
                                          split=name)
                 if rows.empty:
                     continue
+                change = _gap_change_row(preds, rows, task=run.task, grouping=grouping, split=name, n_boot=n_boot,
+                                         seed=seed, where=str(run.path))
+                rows = pd.concat([rows, change], ignore_index=True) if len(change) else rows
                 rows["strategy"], rows["grouping"], rows[EVAL_SET] = EXTERNAL_STRATEGY, grouping, name
                 for col in ("suite", "dataset", "method", "seed"):
                     rows[col] = run.record.get(col)

@@ -2,14 +2,20 @@
 
 For every training dataset, external set and grouping it shows, per method, the main metric
 (AUC, or Dice for segmentation) on the in-distribution test split and on the external set,
-overall and per group, and the change in the gap (external gap − in-distribution gap). Both
-come from the checkpoint the trainer selected on validation (strategy ``final``), thresholds
-from the training dataset's validation split. Values are means over seeds; the intervals
-shown are the per-seed 95% bootstrap bounds averaged over seeds (one seed: its own interval).
+overall and per group, and the change in the gap (external gap − in-distribution gap, Δgap)
+with its 95% interval (:func:`medfairx.metrics.external.gap_change`: the two test sets
+bootstrapped independently). Both come from the checkpoint the trainer selected on
+validation (strategy ``final``), thresholds from the training dataset's validation split.
+Values are means over seeds; the intervals shown are the per-seed 95% bootstrap bounds
+averaged over seeds (one seed: its own interval). ``external.json`` holds the method rows
+of every section (the gaps and Δgap with its interval); ``results.csv`` the external rows,
+``<gap>_change`` included.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
@@ -19,13 +25,16 @@ import pandas as pd
 from medfairx.metrics.external import (
     EVAL_SET,
     EXTERNAL_STRATEGY,
+    GAP_CHANGE,
     IN_DISTRIBUTION,
+    MAIN_METRIC,
     evaluate_external,
     with_eval_set,
 )
 
 EXTERNAL_PAGE = "external.html"
-_MAIN = {"classification": "auc", "segmentation": "dice"}
+EXTERNAL_JSON = "external.json"
+_MAIN = MAIN_METRIC
 _KEYS = ["dataset", "grouping", "method", "scope", "group"]
 
 
@@ -55,14 +64,18 @@ def external_tables(results: pd.DataFrame, external: pd.DataFrame) -> list[dict[
         ind = results[(results["dataset"] == dataset) & (results["grouping"] == grouping)
                       & (results["strategy"] == EXTERNAL_STRATEGY) & results["metric"].isin([metric, gap])]
         id_mean, ext_mean = _mean(ind), _mean(ext[ext["metric"].isin([metric, gap])])
+        change_mean = _mean(ext[ext["metric"] == GAP_CHANGE.format(gap=gap)])
         methods, groups = [], []
         for method in sorted(ext["method"].unique()):
             id_gap = _cell(id_mean, (dataset, grouping, method, "summary", ""))
             ext_gap = _cell(ext_mean, (dataset, grouping, method, "summary", ""))
             change = (ext_gap["value"] - id_gap["value"]) if id_gap and ext_gap else None
+            interval = _cell(change_mean, (dataset, grouping, method, "summary", "")) if change is not None else None
             methods.append({"method": method, "id_overall": _cell(id_mean, (dataset, grouping, method, "overall", "")),
                             "ext_overall": _cell(ext_mean, (dataset, grouping, method, "overall", "")),
-                            "id_gap": id_gap, "ext_gap": ext_gap, "change": change})
+                            "id_gap": id_gap, "ext_gap": ext_gap, "change": change,
+                            "change_low": interval["ci_low"] if interval else None,
+                            "change_high": interval["ci_high"] if interval else None})
             names = ext_mean.loc[(ext_mean["method"] == method) & (ext_mean["scope"] == "group"), "group"]
             names = list(dict.fromkeys([*id_mean.loc[(id_mean["method"] == method) & (id_mean["scope"] == "group"),
                                                      "group"], *names]))
@@ -80,8 +93,30 @@ def external_results(runs: Iterable[Any], *, n_boot: int = 1000, metrics: list[s
     return evaluate_external(runs, n_boot=n_boot, metrics=metrics)
 
 
+def _plain(value: Any) -> Any:
+    """A JSON value: finite numbers as floats, NaN / missing as ``null``."""
+    if value is None or isinstance(value, str):
+        return value
+    x = float(value)
+    return x if math.isfinite(x) else None
+
+
+def external_json(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The method rows of every section, flat: gaps and Δgap with its interval."""
+    out = []
+    for s in sections:
+        for m in s["methods"]:
+            out.append({"dataset": s["dataset"], "eval_set": s["eval_set"], "grouping": s["grouping"],
+                        "metric": s["metric"], "method": m["method"],
+                        **{f"{side}_{what}": _plain(m[f"{side}_{what}"]["value"]) if m[f"{side}_{what}"] else None
+                           for side in ("id", "ext") for what in ("overall", "gap")},
+                        "gap_change": _plain(m["change"]), "gap_change_low": _plain(m["change_low"]),
+                        "gap_change_high": _plain(m["change_high"])})
+    return out
+
+
 def write_external_report(external: pd.DataFrame, results: pd.DataFrame, out_dir: Path, *, suite: str) -> list[Path]:
-    """``external.html`` and the external rows of ``results.csv`` when ``external`` has rows.
+    """``external.html``, ``external.json`` and the external rows of ``results.csv`` when ``external`` has rows.
 
     ``results.csv`` (when a reporter wrote it) is rewritten with an ``eval_set`` column:
     ``test`` on the in-distribution rows, ``external:<name>`` on the others.
@@ -95,9 +130,12 @@ def write_external_report(external: pd.DataFrame, results: pd.DataFrame, out_dir
         render_page,
     )
 
+    sections = external_tables(results, external)
     paths = [render_page(make_environment(), "external.html", out_dir / EXTERNAL_PAGE, suite=suite,
-                         version=medfairx_version(), generated=generated_now(),
-                         sections=external_tables(results, external))]
+                         version=medfairx_version(), generated=generated_now(), sections=sections)]
+    data = out_dir / EXTERNAL_JSON
+    data.write_text(json.dumps(external_json(sections), indent=1) + "\n", encoding="utf-8")
+    paths.append(data)
     csv = out_dir / "results.csv"
     if csv.exists():
         table = with_eval_set(pd.read_csv(csv))
