@@ -58,6 +58,14 @@ suites:
     params: test
     backbones: {classification: tiny_cnn}
     recipe: {epochs: 1, batch_size: 32, max_steps_per_epoch: 2}
+  partial:
+    datasets: {synthetic_cls: [group]}
+    evaluate_on: {synthetic_cls: {synth_other: [age]}}
+    methods: [erm, stratified]
+    seeds: [0]
+    params: test
+    backbones: {classification: tiny_cnn}
+    recipe: {epochs: 1, batch_size: 32, max_steps_per_epoch: 2}
   frozen:
     datasets: {synthetic_cls: [group], synth_loso: [group]}
     evaluate_on: {synthetic_cls: [synth_other]}
@@ -95,7 +103,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
     plugin.register_methods = register_methods  # type: ignore[attr-defined]
     host = make_plugin_host(extra=(plugin,))
     catalogue = load_catalogue(cfg)
-    for suite in ("ext", "loso", "frozen"):
+    for suite in ("ext", "loso", "partial", "frozen"):
         result = run_bench(catalogue, BenchOptions(suite=suite, out=root / "runs"), host, lambda _: None)
         assert not result.failed
     return root, catalogue
@@ -216,3 +224,26 @@ def test_frozen_external_sets_score_the_same_in_a_worker_process(bench) -> None:
     cols = ["split", "sample_id", "score"]
     pd.testing.assert_frame_equal(here[cols].sort_values(cols[:2]).reset_index(drop=True),
                                   there[cols].sort_values(cols[:2]).reset_index(drop=True), atol=1e-6)
+
+
+def test_a_set_without_the_grouping_a_method_predicts_with_is_undefined_with_its_reason(bench) -> None:  # type: ignore[no-untyped-def]
+    """Group-specific models cannot score a set that lacks their grouping: the run keeps everything else."""
+    root, _ = bench
+    store = RunStore(root / "runs" / "partial")
+    records = {r["method"]: r for r in store.records()}
+    assert {r["status"] for r in records.values()} == {"ok"}
+    reason = records["stratified"]["external"]["external:synth_other"]["not_scored"]
+    assert "'group'" in reason and "synth_other" in reason
+    assert "not_scored" not in records["erm"]["external"]["external:synth_other"]
+    preds = pd.read_parquet(store.run_dir(records["stratified"]["run_id"]) / "predictions.parquet")
+    assert set(preds["split"]) == {"val", "test"}  # its own test predictions are kept
+    out = root / "partial_board"
+    write_report(root / "runs" / "partial", out, n_boot=20)
+    results = pd.read_csv(out / "results.csv")
+    ext = results[results["eval_set"] == "external:synth_other"]
+    mine = ext[ext["method"] == "stratified"]
+    assert set(mine["metric"]) == {"auc", "auc_gap"} and mine["value"].isna().all()
+    assert mine["note"].str.startswith("not scored: ").all()
+    assert ext[(ext["method"] == "erm") & (ext["metric"] == "auc")]["value"].notna().all()
+    page = (out / "external.html").read_text()
+    assert "undefined (not scored: stratified predicts with its" in page

@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -112,6 +113,9 @@ def evaluate_external(
             warnings.warn(str(exc), StoreFileWarning, stacklevel=2)
             continue
         for name, info in run.record["external"].items():
+            if info.get("not_scored"):
+                tables.append(_not_scored_rows(run, name, info))
+                continue
             for grouping in info.get("groupings", []):
                 if GROUP_PREFIX + grouping not in preds.columns:
                     continue
@@ -133,6 +137,21 @@ def evaluate_external(
         return result
     result = pd.concat(tables, ignore_index=True)[[*RESULT_COLUMNS, EVAL_SET]]
     return result
+
+
+def _not_scored_rows(run: StoredRun, name: str, info: dict[str, object]) -> pd.DataFrame:
+    """Undefined main-metric rows (overall and gap, per grouping) of a set the run could not score, with the reason."""
+    main = MAIN_METRIC.get(run.task, "auc")
+    rows = [{"suite": run.record.get("suite"), "dataset": run.record.get("dataset"), "grouping": grouping,
+             "method": run.record.get("method"), "seed": run.record.get("seed"), "strategy": EXTERNAL_STRATEGY,
+             "metric": metric, "scope": scope, "group": "", "value": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+             "n": 0, "prevalence": np.nan, "higher_is_better": BY_NAME[metric].higher_is_better,
+             "kind": BY_NAME[metric].kind, "task": run.task, "threshold": np.nan,
+             "note": f"not scored: {info['not_scored']}", "delong_low": np.nan, "delong_high": np.nan, EVAL_SET: name}
+            for grouping in cast(list[str], info.get("groupings") or [])
+            for metric, scope in ((main, "overall"), (f"{main}_gap", "summary"))]
+    frame: pd.DataFrame = pd.DataFrame(rows, columns=[*RESULT_COLUMNS, EVAL_SET])
+    return frame
 
 
 def with_eval_set(results: pd.DataFrame) -> pd.DataFrame:

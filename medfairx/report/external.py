@@ -39,12 +39,14 @@ _KEYS = ["dataset", "grouping", "method", "scope", "group"]
 
 
 def _mean(frame: pd.DataFrame) -> pd.DataFrame:
-    """Seed means of value and CI bounds, keyed by dataset, grouping, method, scope, group."""
+    """Seed means of value and CI bounds (and the first note), keyed by dataset, grouping, method, scope, group."""
     if frame.empty:
-        result: pd.DataFrame = pd.DataFrame(columns=[*_KEYS, "value", "ci_low", "ci_high", "n"])
+        result: pd.DataFrame = pd.DataFrame(columns=[*_KEYS, "value", "ci_low", "ci_high", "n", "note"])
         return result
-    result = frame.groupby(_KEYS, dropna=False)[["value", "ci_low", "ci_high", "n"]].mean().reset_index()
-    return result
+    grouped = frame.groupby(_KEYS, dropna=False)
+    result = grouped[["value", "ci_low", "ci_high", "n"]].mean()
+    result["note"] = grouped["note"].first() if "note" in frame.columns else None  # why a value is undefined
+    return result.reset_index()
 
 
 def _cell(table: pd.DataFrame, key: tuple[Any, ...]) -> dict[str, Any] | None:

@@ -240,9 +240,12 @@ def execute_run(
 
                 sources = {**(external or {}), dataset.name: dataset}
                 record["external"] = record_of(spec, sources)
-                frames.update((f"{i}", f) for i, f in enumerate(predict_external(
-                    method, ctx, spec, sources, predict_grouping=g_pred, frame_of=predictions_frame,
-                    check=check_finite_scores)))
+                ext_frames, not_scored = predict_external(method, ctx, spec, sources, predict_grouping=g_pred,
+                                                          frame_of=predictions_frame, check=check_finite_scores)
+                frames.update((f"{i}", f) for i, f in enumerate(ext_frames))
+                for name, reason in not_scored.items():
+                    record["external"][name]["not_scored"] = reason
+                    log(f"external set {name} not scored: {reason}")
             predictions = pd.concat(frames.values(), ignore_index=True)
             epochs = epochs_frame(epoch_records, frames) if selectable else None
             record.update(

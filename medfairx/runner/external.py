@@ -99,20 +99,33 @@ def record_of(spec: Any, datasets: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def not_scored_reason(method: str, predict_grouping: str, name: str) -> str:
+    """Why a method that predicts with ``predict_grouping`` cannot score external set ``name``."""
+    return (f"{method} predicts with its {predict_grouping!r} group models, and external set {name!r} does not map "
+            f"grouping {predict_grouping!r}")
+
+
 def predict_external(method: Any, ctx: Any, spec: Any, datasets: Mapping[str, Any], *, predict_grouping: str | None,
-                     frame_of: Callable[..., pd.DataFrame], check: Callable[..., None]) -> list[pd.DataFrame]:
+                     frame_of: Callable[..., pd.DataFrame],
+                     check: Callable[..., None]) -> tuple[list[pd.DataFrame], dict[str, str]]:
     """Prediction rows of every external set of ``spec`` (split = the set's name).
 
     The method sees the images only (:meth:`TaskData.without_labels`); ``frame_of`` is
     :func:`medfairx.runner.execute.predictions_frame` and ``check`` the finite-score check.
+    A method that predicts with the training grouping's group codes (group-specific models)
+    cannot score a set that does not map that grouping: the set is left out of this run,
+    with the reason, and everything else of the run is kept.
+
+    Returns:
+        ``(frames, not_scored)``: the prediction rows, and set name → reason for the sets left out.
     """
-    frames = []
+    frames, not_scored = [], {}
     for name, info in spec.external.items():
         ds = datasets[info["dataset"]]
         grouping = predict_grouping if predict_grouping in info["groupings"] else None
         if predict_grouping is not None and grouping is None:
-            raise DataError(f"{spec.method} needs grouping {predict_grouping!r} to predict, which external set "
-                            f"{name!r} does not map; add it to its groupings.")
+            not_scored[name] = not_scored_reason(spec.method, predict_grouping, name)
+            continue
         truth = ds.task_data(info["split"], grouping)
         if tuple(truth.images.shape[2:]) != tuple(ctx.image_size) or int(truth.images.shape[1]) != ctx.in_channels:
             raise DataError(f"external set {name!r}: images {tuple(truth.images.shape[1:])} do not match the training "
@@ -125,7 +138,7 @@ def predict_external(method: Any, ctx: Any, spec: Any, datasets: Mapping[str, An
         frame = frame[keep].copy()
         frame["split"] = name
         frames.append(frame)
-    return frames
+    return frames, not_scored
 
 
 def external_splits(frame: pd.DataFrame) -> list[str]:
