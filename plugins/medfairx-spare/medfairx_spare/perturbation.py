@@ -15,7 +15,9 @@ Two solvers (``method=``):
   the margin ``m = z_ŷ − max_{j≠ŷ} z_j`` (untargeted) or ``m = max_{j≠t} z_j − z_t``
   (targeted). The distance is ``‖r‖₂`` at the first step where the decision has changed;
   without a change it is the final ``‖r‖₂``. Adam's update is elementwise, so a batch of
-  samples optimised together gives each sample exactly its own trajectory.
+  samples optimised together gives each sample exactly its own trajectory; a sample leaves
+  the batch at its decision change (later steps cannot alter its result), so each step runs
+  the model on the still-unchanged samples only.
 * ``"deepfool"`` (Moosavi-Dezfooli et al. 2016): linearise the margins to every other
   class (targeted: to ``t`` only) and step to the nearest linearised boundary; the distance
   is ``‖(1+overshoot)·r‖₂`` at the first decision change (≤ ``max_iter`` iterations). Exact
@@ -38,6 +40,11 @@ from medfairx.errors import ConfigError
 from medfairx.methods import ArraySource
 
 PERTURB_METHODS: tuple[str, ...] = ("adam", "deepfool")
+
+#: Fewest rows the Adam search runs the model on: PyTorch's CPU 2D convolutions switch
+#: kernels below a batch of 16 (NNPACK's threshold), which changes the float rounding of
+#: every row; finished samples fill the batch up to this size.
+MIN_SEARCH_ROWS = 16
 
 
 @dataclass
@@ -98,16 +105,35 @@ def _safe_norm(r: torch.Tensor) -> torch.Tensor:
     return torch.where(sq > 0, sq.clamp_min(1e-30).sqrt(), torch.zeros_like(sq))
 
 
+def _rows_to_run(done: torch.Tensor, min_rows: int) -> torch.Tensor:
+    """Indices of the unfinished samples, filled up with finished ones to ``min_rows`` (sorted)."""
+    rows = (~done).nonzero().view(-1)
+    if rows.numel() < min_rows:
+        rows = torch.cat([rows, done.nonzero().view(-1)[: min_rows - rows.numel()]]).sort().values
+    return rows
+
+
 def _adam_search(
     model: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
-    cls: torch.Tensor,
+    cls: torch.Tensor | None,
     *,
     targeted: bool,
     beta: float,
     lr: float,
     steps: int,
+    active_only: bool = True,
 ) -> PerturbationResult:
+    """Adam on ``r`` (see the module docstring).
+
+    With ``active_only`` every step runs the model on the samples whose decision has not
+    changed yet (at least :data:`MIN_SEARCH_ROWS` rows, or all): a finished sample's result is
+    fixed at its change, and eval-mode networks, the per-sample objective and Adam's
+    elementwise update make every other sample's trajectory independent of it, so the result
+    is the same as optimising the whole batch until the last step (``active_only=False``, the
+    straightforward loop). ``cls=None``
+    (untargeted only) takes the reference classes from the first step's logits (``r = 0``).
+    """
     n = x.shape[0]
     r = torch.zeros_like(x, requires_grad=True)
     opt = torch.optim.Adam([r], lr=lr)
@@ -116,19 +142,28 @@ def _adam_search(
     at_step = torch.full((n,), -1, dtype=torch.int64, device=x.device)
     found = torch.zeros_like(x)
     shape = (-1,) + (1,) * (x.dim() - 1)
+    rows = torch.arange(n, device=x.device)
     for step in range(steps + 1):
-        logits = model(x + r)
-        changed = decision_changed(logits.detach(), cls, targeted=targeted) & ~done
+        if active_only and step:
+            rows = _rows_to_run(done, min(n, MIN_SEARCH_ROWS))
+        r_rows = r[rows] if active_only else r
+        logits = model(x[rows] + r_rows if active_only else x + r)
+        if cls is None:
+            cls = logits.detach().argmax(dim=1)
+        changed = decision_changed(logits.detach(), cls[rows], targeted=targeted) & ~done[rows]
         if bool(changed.any()):
-            distance = torch.where(changed, _norms(r), distance)
-            found = torch.where(changed.view(shape), r.detach(), found)
-            at_step = torch.where(changed, torch.full_like(at_step, step), at_step)
-            done = done | changed
+            hit = rows[changed]
+            distance[hit] = _norms(r_rows)[changed]
+            found[hit] = r_rows.detach()[changed]
+            at_step[hit] = step
+            done[hit] = True
         if bool(done.all()) or step == steps:
             break
-        margin = decision_margin(logits, cls, targeted=targeted).clamp_min(0.0)
-        objective = (_safe_norm(r) + beta * margin).sum()
-        (grad,) = torch.autograd.grad(objective, r)
+        margin = decision_margin(logits, cls[rows], targeted=targeted).clamp_min(0.0)
+        objective = _safe_norm(r_rows) + beta * margin
+        if active_only:  # finished samples (just changed, or filling the batch) get no gradient
+            objective = objective[~done[rows]]
+        (grad,) = torch.autograd.grad(objective.sum(), r)
         opt.zero_grad(set_to_none=True)
         r.grad = grad
         opt.step()
@@ -203,6 +238,7 @@ def minimal_perturbation(
     steps: int = 100,
     overshoot: float = 0.02,
     max_iter: int = 50,
+    active_only: bool = True,
 ) -> PerturbationResult:
     """The size of the smallest decision-changing perturbation of every sample of a batch.
 
@@ -221,6 +257,9 @@ def minimal_perturbation(
         steps: maximum Adam steps (``adam``).
         overshoot: DeepFool overshoot.
         max_iter: maximum DeepFool iterations.
+        active_only: ``adam``: step only the samples whose decision has not changed yet (same
+            result, fewer model evaluations; needs a model that treats samples independently,
+            as an eval-mode network does); ``False`` keeps the whole batch to the last step.
 
     Returns:
         A :class:`PerturbationResult`.
@@ -242,13 +281,15 @@ def minimal_perturbation(
         p.requires_grad_(False)
     try:
         x = x.detach().to(torch.float32)
-        if cls is None:
+        if cls is None and not (method == "adam" and active_only):  # else taken from the search's first step
             with torch.no_grad():
                 cls = model(x).argmax(dim=1)
-        cls = cls.to(x.device).long()
+        cls = None if cls is None else cls.to(x.device).long()
         with torch.enable_grad():
             if method == "adam":
-                return _adam_search(model, x, cls, targeted=targeted, beta=beta, lr=lr, steps=steps)
+                return _adam_search(
+                    model, x, cls, targeted=targeted, beta=beta, lr=lr, steps=steps, active_only=active_only
+                )
             return _deepfool_search(model, x, cls, targeted=targeted, overshoot=overshoot, max_iter=max_iter)
     finally:
         for p, s in zip(params, saved, strict=False):
@@ -277,7 +318,7 @@ def perturbation_distances(
             (reference class = the model's own prediction).
         batch_size: samples per search batch.
         **kwargs: solver options of :func:`minimal_perturbation` (``method``, ``beta``, ``lr``,
-            ``steps``, ``overshoot``, ``max_iter``).
+            ``steps``, ``overshoot``, ``max_iter``, ``active_only``).
 
     Returns:
         ``(N,)`` float64 distances.

@@ -19,7 +19,7 @@ from medfairx.methods.backbones import build_backbone
 from medfairx.specs import MethodSpec
 from medfairx.testing import make_cpu_run_context, make_toy_splits
 from medfairx_spare.method import Spare, weighted_loss
-from medfairx_spare.perturbation import minimal_perturbation, perturbation_distances
+from medfairx_spare.perturbation import MIN_SEARCH_ROWS, minimal_perturbation, perturbation_distances
 from medfairx_spare.sharing import BranchedNet, build_branched
 from medfairx_spare.weights import (
     SpareWeights,
@@ -115,6 +115,71 @@ def test_perturbation_distances_normalises_uint8_like_training() -> None:
     d = perturbation_distances(model, images, method="deepfool", overshoot=0.0)
     x0 = (images[:, 0, 0, 0] / 255.0 - 0.5) / 0.25
     assert np.allclose(d, np.abs(x0), rtol=1e-3)
+
+
+
+def _cnn_and_inputs() -> tuple[nn.Module, torch.Tensor]:
+    """An eval-mode ``tiny_cnn`` (3 classes) and inputs whose Adam searches end at many steps."""
+    torch.manual_seed(0)
+    model = build_backbone("tiny_cnn", in_channels=1, num_classes=3, spatial_dims=2, task="classification").eval()
+    return model, torch.randn(40, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_adam_on_active_samples_equals_full_batch_and_per_sample_searches(targeted: bool) -> None:
+    model, x = _cnn_and_inputs()
+    cls = torch.arange(len(x)) % 3 if targeted else None
+    kw = {"targeted": targeted, "lr": 0.05, "steps": 12}
+    fast = minimal_perturbation(model, x, cls, **kw)
+    full = minimal_perturbation(model, x, cls, active_only=False, **kw)
+    assert len(set(fast.steps.tolist())) >= 6  # samples leave the batch at many different steps
+    assert int((fast.steps < 0).sum()) < MIN_SEARCH_ROWS < len(x)  # the last steps run on a filled-up batch
+    for got, want in zip((fast.distance, fast.flipped, fast.steps, fast.perturbation),
+                         (full.distance, full.flipped, full.steps, full.perturbation), strict=True):
+        assert torch.equal(got, want)
+    one = [minimal_perturbation(model, x[i : i + 1], None if cls is None else cls[i : i + 1], active_only=False, **kw)
+           for i in range(len(x))]
+    # one-sample batches run other convolution kernels (float rounding), hence the tolerances
+    assert torch.equal(fast.steps, torch.cat([r.steps for r in one]))
+    assert torch.allclose(fast.distance, torch.cat([r.distance for r in one]), rtol=0, atol=1e-6)
+    assert torch.allclose(fast.perturbation, torch.cat([r.perturbation for r in one]), rtol=0, atol=1e-4)
+
+
+
+class SizeLog(nn.Module):
+    """Records the batch size of every call of the wrapped network."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net, self.sizes = net, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(int(x.shape[0]))
+        return self.net(x)
+
+
+def test_adam_search_shrinks_the_batch_but_not_below_the_kernel_threshold() -> None:
+    model, x = _cnn_and_inputs()
+    logged = SizeLog(model)
+    res = minimal_perturbation(logged, x, lr=0.05, steps=12)
+    unfinished = len(x) - int(res.flipped.sum())
+    assert logged.sizes[0] == len(x) and min(logged.sizes) == max(MIN_SEARCH_ROWS, unfinished)
+    assert len(set(logged.sizes)) > 2  # the batch shrinks step by step
+    small = SizeLog(model)
+    minimal_perturbation(small, x[:10], lr=0.05, steps=12)
+    assert set(small.sizes) == {10}  # a batch below the threshold is never split
+
+
+def test_spare_weights_on_active_samples_equal_full_batch_weights() -> None:
+    model, x = _cnn_and_inputs()
+    torch.manual_seed(1)
+    group_model = build_backbone("tiny_cnn", in_channels=1, num_classes=2, spatial_dims=2, task="classification")
+    images = x.numpy()
+    kw = {"alpha": 0.5, "batch_size": 20, "lr": 0.05, "steps": 12}
+    fast = spare_weights(model, group_model, images, 1, **kw)
+    full = spare_weights(model, group_model, images, 1, active_only=False, **kw)
+    assert np.array_equal(fast.delta_u, full.delta_u) and np.array_equal(fast.delta_s, full.delta_s)
+    assert np.array_equal(fast.weights, full.weights) and np.any(fast.delta_s > 0)
 
 
 # --- weights ----------------------------------------------------------------------------
