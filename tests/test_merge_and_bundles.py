@@ -72,6 +72,16 @@ def test_two_stores_make_one_board_with_both(tmp_path: Path) -> None:
     assert str(tmp_path) not in (tmp_path / "site" / "s" / "index.html").read_text()
 
 
+def test_a_merged_board_is_named_after_every_store(tmp_path: Path) -> None:
+    from medfairx.cli.report_cmd import report
+
+    a, b = make_store(tmp_path / "a" / "suite_a", ("erm",)), make_store(tmp_path / "b" / "suite_b", ("groupdro",))
+    out = tmp_path / "site" / "merged"
+    result = CliRunner().invoke(report, [str(a), str(b), "-o", str(out), "--n-boot", "10"])
+    assert result.exit_code == 0, result.output
+    assert "<title>suite_a + suite_b leaderboard" in (out / "index.html").read_text()
+
+
 def test_stores_with_different_split_hashes_are_refused(tmp_path: Path) -> None:
     a = make_store(tmp_path / "a" / "s", ("erm",))
     b = make_store(tmp_path / "b" / "s", ("groupdro",), split_hash="split-b")

@@ -42,7 +42,8 @@ def report(runs_dirs: tuple[str, ...], out_dir: str | None, n_boot: int, include
     """Write the leaderboard of one run store (runs/<suite>), or of several merged, with every registered reporter."""
     stores = [Path(r) for r in runs_dirs]
     target = Path(out_dir) if out_dir else Path("leaderboards") / stores[0].name
-    index = write_report(stores, target, suite=stores[0].name, echo=click.echo, n_boot=n_boot,
+    suite = " + ".join(dict.fromkeys(s.name for s in stores))  # a merged board is named after every store
+    index = write_report(stores, target, suite=suite, echo=click.echo, n_boot=n_boot,
                          metrics=split_patterns(metrics_filter), strategies=split_patterns(strategies_filter),
                          reporters=split_patterns(reporters_filter), include=[Path(f) for f in include])
     click.echo(f"leaderboard: {index}")
