@@ -46,7 +46,8 @@ def _mean(frame: pd.DataFrame) -> pd.DataFrame:
     grouped = frame.groupby(_KEYS, dropna=False)
     result = grouped[["value", "ci_low", "ci_high", "n"]].mean()
     result["note"] = grouped["note"].first() if "note" in frame.columns else None  # why a value is undefined
-    return result.reset_index()
+    flat: pd.DataFrame = result.reset_index()
+    return flat
 
 
 def _cell(table: pd.DataFrame, key: tuple[Any, ...]) -> dict[str, Any] | None:
