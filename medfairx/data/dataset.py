@@ -46,6 +46,11 @@ class ArraySource:
             return self.images, self.masks
         return self.images[rows], None if self.masks is None else self.masks[rows]
 
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """``(C, *spatial)`` of one image."""
+        return tuple(int(s) for s in self.images.shape[1:])
+
 
 class FairDataset:
     """One dataset as methods, runner and reports see it.
@@ -89,6 +94,15 @@ class FairDataset:
 
     def __repr__(self) -> str:
         return f"FairDataset({self.name!r}, task={self.card.task!r}, n={len(self.metadata)}, revision={self.revision!r})"
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """``(C, *spatial)`` of one image (or ``(D,)`` of one feature vector), without decoding any
+        when the source declares it (the HDF5 cache, arrays in memory)."""
+        shape = getattr(self.source, "image_shape", None)
+        if shape is None:
+            shape = self.source.read(np.arange(1))[0].shape[1:] if len(self) else (3, 1, 1)
+        return tuple(int(s) for s in shape)
 
     def __len__(self) -> int:
         return len(self.metadata)

@@ -215,14 +215,6 @@ def _pixels_key(dataset: FairDataset) -> str | None:
     return key if isinstance(key, str) and key else None
 
 
-def image_shape(dataset: FairDataset) -> tuple[int, ...]:
-    """``(C, *spatial)`` of ``dataset``'s images, without decoding any when its source knows it."""
-    shape = getattr(dataset.source, "image_shape", None)
-    if shape is None:
-        shape = dataset.source.read(np.arange(1))[0].shape[1:] if len(dataset) else (3, 1, 1)
-    return tuple(int(s) for s in shape)
-
-
 def frozen_dataset(dataset: FairDataset, embeddings: Embeddings) -> FairDataset:
     """``dataset`` whose "images" are its feature vectors (what methods see under a frozen protocol)."""
     if embeddings.features.shape[0] != len(dataset):

@@ -27,7 +27,6 @@ from medfairx.data.embeddings import (
     EncoderChoice,
     H5EmbeddingCache,
     embedding_key,
-    image_shape,
 )
 from medfairx.errors import ConfigError, DataError
 from medfairx.methods.backbones import build_backbone, find_backbone_spec
@@ -41,7 +40,7 @@ def build_encoder(dataset: FairDataset, choice: EncoderChoice) -> Any:
     if dataset.card.task != "classification":
         raise ConfigError(f"Dataset {dataset.name!r} is a {dataset.card.task} dataset; frozen-feature protocols "
                           "are for classification (segmentation trains end to end).")
-    channels = image_shape(dataset)[0]
+    channels = dataset.image_shape[0]
     import torch
 
     with torch.random.fork_rng(devices=[]):  # a random-init encoder is the same network every time (seed 0)
@@ -109,7 +108,7 @@ def embed_dataset(dataset: FairDataset, choice: EncoderChoice, cache_dir: str | 
     """
     net, info = build_encoder(dataset, choice)
     options = dict(choice.options)
-    key = embedding_key(dataset, image_shape(dataset), info, options)
+    key = embedding_key(dataset, dataset.image_shape, info, options)
     cache = H5EmbeddingCache.for_dataset(cache_dir, dataset, key)
     if not refresh:
         features = cache.read()

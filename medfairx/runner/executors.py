@@ -56,27 +56,22 @@ def run_one_planned(spec: RunSpec, catalogue_path: Path | None, store_root: Path
 
     host = host or get_host()
     cache = datasets if datasets is not None else {}
-    if spec.dataset not in cache:
+    # the training dataset, then its external test sets (medfairx.runner.external), each as the
+    # planning process prepared it: under a frozen protocol, its cached features
+    wanted = [(spec.dataset, spec.protocol.get("embeddings"))]
+    wanted += [(info["dataset"], info.get("embeddings")) for info in spec.external.values()]
+    for name, embeddings in wanted:
+        if name in cache:
+            continue
         with warnings.catch_warnings():  # the planning process loaded it too and showed its warnings
             warnings.simplefilter("ignore")
             catalogue = load_catalogue(catalogue_path)
-            cache[spec.dataset] = load_dataset(catalogue, spec.dataset)
-            if spec.protocol.get("embeddings"):  # a frozen protocol: the planning process cached the features
+            cache[name] = load_dataset(catalogue, name)
+            if embeddings:
                 from medfairx.runner.protocols import dataset_for_run
 
-                cache[spec.dataset] = dataset_for_run(cache[spec.dataset], spec.protocol, catalogue.cache_path)
-    for info in spec.external.values():  # external test sets (medfairx.runner.external)
-        if info["dataset"] not in cache:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                catalogue = load_catalogue(catalogue_path)
-                cache[info["dataset"]] = load_dataset(catalogue, info["dataset"])
-                if info.get("embeddings"):  # their features, cached by the planning process too
-                    from medfairx.runner.protocols import dataset_for_run
-
-                    cache[info["dataset"]] = dataset_for_run(cache[info["dataset"]],
-                                                             {**spec.protocol, "embeddings": info["embeddings"]},
-                                                             catalogue.cache_path)
+                cache[name] = dataset_for_run(cache[name], {**spec.protocol, "embeddings": embeddings},
+                                              catalogue.cache_path)
     external = {info["dataset"]: cache[info["dataset"]] for info in spec.external.values()}
     method_spec = host.registry("methods").get(spec.method)
     return execute_run(spec, cache[spec.dataset], method_spec, RunStore(store_root), echo=echo, hook=host.pm.hook,

@@ -70,16 +70,11 @@ def plan_external(suite: Any, train: Any, load: Callable[[str], Any]) -> dict[st
     return sets
 
 
-def _shape(dataset: Any, split: str) -> tuple[int, ...]:
-    rows = dataset.rows(split)[:1]
-    return tuple(dataset.source.read(rows)[0].shape[1:])
-
-
 def _check_compatible(train: Any, ext: Any) -> None:
     problems = []
     for what, mine, theirs in (("task", train.card.task, ext.card.task),
                                ("number of classes", train.card.num_classes, ext.card.num_classes),
-                               ("image shape (channels, size)", _shape(train, "train"), _shape(ext, EXTERNAL_SPLIT))):
+                               ("image shape (channels, size)", train.image_shape, ext.image_shape)):
         if mine != theirs:
             problems.append(f"{what} {theirs} instead of {mine}")
     if problems:
