@@ -335,6 +335,8 @@ class SuiteConfig(_Strict):
     time_budget_s: float | None = Field(None, gt=0)
     protocol: Literal["finetune", "linear_probe", "knn"] = "finetune"
     encoder: EncoderConfig | None = None
+    #: frozen protocols: heads standardise each feature with the training split's mean and std
+    standardize_features: bool = False
     search: SearchConfig | None = None
     #: training dataset → external datasets it is also scored on: a list (each scored under the
     #: training dataset's suite groupings) or ``{external: [groupings]}``
@@ -356,6 +358,9 @@ class SuiteConfig(_Strict):
 
     @model_validator(mode="after")
     def _protocol_head(self) -> SuiteConfig:
+        if self.standardize_features and self.protocol == "finetune":
+            raise ValueError("standardize_features applies to the cached features of a frozen protocol "
+                             "(protocol: linear_probe or knn), not to protocol 'finetune'")
         head = self.backbones.get("classification")
         if self.protocol != "finetune" and head is not None and head not in FEATURE_HEADS:
             raise ValueError(

@@ -333,3 +333,30 @@ def test_slurm_debug_cluster_runs_in_process(tmp_path: Path, fake_fn: str) -> No
     res = SlurmExecutor(cluster="debug", run_fn=fake_fn).run(_job(tmp_path, runs), print)
     assert res.done == [runs[0].run_id] and res.failed == [runs[1].run_id]
     assert RunStore(tmp_path / "runs" / "t").record(runs[0].run_id)["pid"] == os.getpid()
+
+
+def test_release_memory_collects_each_runs_cycles_and_freezes_the_survivors() -> None:
+    import gc
+    import weakref
+
+    from medfairx.runner.execute import _release_memory
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a reference cycle: only the collector frees it
+
+    try:
+        for _ in range(2):  # the second run's cycle is collected after the first run froze the heap
+            node = Node()
+            ref = weakref.ref(node)
+            del node
+            assert ref() is not None
+            _release_memory()
+            assert ref() is None
+            survivor = Node()
+            _release_memory()
+            assert gc.get_freeze_count() > 0
+            assert not any(o is survivor for o in gc.get_objects(generation=2))  # frozen: no longer walked
+            del survivor
+    finally:
+        gc.unfreeze()

@@ -239,3 +239,64 @@ def test_entries_reading_the_same_images_share_one_embeddings_file(tmp_path: Pat
     assert np.array_equal(second.features, first.features)
     assert not list(Path(cat.cache_path).glob("pad_b-*.h5"))  # pad_b's image cache was never built
     assert embed_dataset(load_dataset(cat, "pad_c"), choice, cat.cache_path).key != first.key  # other pixels
+
+
+def test_standardize_layer_matches_scikit_learns_standard_scaler() -> None:
+    from sklearn.preprocessing import StandardScaler
+
+    from medfairx.methods.encoders import Standardize, feature_statistics, standardized
+
+    rng = np.random.default_rng(0)
+    scales = np.array([1e-9, 1e-3, 1.0, 1e3])
+    train = (rng.normal(size=(200, 4)) * scales + scales * 5).astype(np.float32)
+    train[:, 2] = 7.0  # a constant feature: centred, not divided by zero
+    test = (rng.normal(size=(50, 4)) * scales + scales * 5).astype(np.float32)
+    kwargs = feature_statistics({"standardize": True}, train)
+    reference = StandardScaler().fit(train.astype(np.float64)).transform(test.astype(np.float64))
+    layer = Standardize(4, kwargs["feature_stats"])
+    ours = layer(torch.from_numpy(test)).numpy()
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(standardized(test, kwargs), reference, rtol=1e-4, atol=1e-4)
+    assert feature_statistics({}, train) == {}  # nothing asked, nothing computed
+    np.testing.assert_array_equal(standardized(test, {}), test)
+    with pytest.raises(ConfigError, match="4 finite values"):
+        Standardize(4, [[0.0] * 3, [1.0] * 3])
+
+
+def _test_scores(store: Path, method: str) -> np.ndarray:
+    import pandas as pd
+
+    (run_dir,) = [p.parent for p in store.glob(f"{method}-*/run.json")]
+    frame = pd.read_parquet(run_dir / "predictions.parquet")
+    return frame[frame["split"] == "test"].sort_values("sample_id")["score"].to_numpy()
+
+
+def test_standardized_heads_are_blind_to_the_scale_of_the_features(tmp_path: Path) -> None:
+    # A random-initialised encoder's features can be ~1e-9: unscaled, a linear head trained by
+    # Adam cannot move its logits and every sample gets the same score; standardised, the head
+    # (and knn) sees the same inputs whatever the scale.
+    path = tmp_path / "datasets.yaml"
+    path.write_text(CATALOGUE.format(methods="[erm, knn]", protocol="linear_probe").replace(
+        "    params: test\n", "    params: test\n    standardize_features: true\n"))
+    _bench(path, tmp_path / "std")
+    records = [json.loads(p.read_text()) for p in (tmp_path / "std" / "frozen").glob("*/run.json")]
+    assert {r["status"] for r in records} == {"ok"}
+    assert all(r["protocol"]["backbone_kwargs"] == {"standardize": True} for r in records)
+    before = {m: _test_scores(tmp_path / "std" / "frozen", m) for m in ("erm", "knn")}
+    (file,) = (tmp_path / "cache" / "embeddings").glob("synthetic_cls-*.h5")
+    with h5py.File(file, "r+") as f:
+        f["features"][...] = f["features"][...] * np.float32(1e-9)
+    _bench(path, tmp_path / "std_tiny")
+    for m in ("erm", "knn"):
+        np.testing.assert_allclose(_test_scores(tmp_path / "std_tiny" / "frozen", m), before[m], atol=2e-3)
+    assert np.std(before["erm"]) > 0.05
+    _bench(_catalogue(tmp_path, methods="[erm]"), tmp_path / "raw_tiny")
+    assert np.std(_test_scores(tmp_path / "raw_tiny" / "frozen", "erm")) < 1e-4  # the constant score
+
+
+def test_standardize_features_under_finetune_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "datasets.yaml"
+    path.write_text(CATALOGUE.format(methods="[erm]", protocol="finetune").replace(
+        "    params: test\n", "    params: test\n    standardize_features: true\n"))
+    with pytest.raises(ConfigError, match="standardize_features applies to the cached features"):
+        load_catalogue(path)

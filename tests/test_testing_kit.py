@@ -266,6 +266,16 @@ class Unnormalised(NearestCentroid):
         return super().predict_scores(data, ctx) * 2.0
 
 
+class IgnoresFeatureScaling(NearestCentroid):
+    """Distances on the raw vectors: blind to the runner's standardised-feature statistics."""
+
+    name = "ignores_feature_scaling"
+
+    @staticmethod
+    def _x(data: TaskData) -> np.ndarray:
+        return data.images.reshape(len(data), -1).astype(np.float64)
+
+
 class FitReturnsNone(NearestCentroid):
     name = "fit_returns_none"
 
@@ -351,6 +361,7 @@ BROKEN: list[tuple[type[Method], str, str]] = [
     (LosesState, "check_state_dict_roundtrip", "state_dict"),
     (Unnormalised, "check_predict_scores_shape_dtype", "[0, 1]"),
     (FitReturnsNone, "check_fit_returns_self", "expected self"),
+    (IgnoresFeatureScaling, "check_runs_on_frozen_features", "multiplied by 1e-6"),
     (CrashesOnTinyGroup, "check_handles_tiny_group", "one sample"),
     (NeedsCuda, "check_cpu_only", "CUDA"),
     (BadName, "check_name_is_valid", "must match"),

@@ -10,7 +10,8 @@ is loaded from its module (which imports torch) on first use. Groups of names:
   ``layered_recipe``, ``eval_batch_size``, ``cpu_state``, ``default_augment``,
   ``classification_auc``;
 * networks and devices: ``build_backbone``, ``resolve_device``, ``seed_everything``,
-  ``images_to_float``, ``ArraySource``;
+  ``images_to_float``, ``ArraySource``, ``standardized`` (frozen features scaled as the
+  head's ``Standardize`` layer scales them, for methods without a network);
 * losses: ``per_sample_loss``, ``soft_dice_loss``, ``DICE_SMOOTH``, ``group_mean_losses``,
   ``groupdro_update``, ``groupdro_adjustment``;
 * samplers: ``IndexSampler``, ``WeightedSampler``, ``GroupStratifiedSampler``;
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from medfairx.methods.backbones import build_backbone
     from medfairx.methods.cutmix import CutMix, mixed_per_sample_loss
     from medfairx.methods.device import ArraySource, images_to_float, resolve_device, seed_everything
+    from medfairx.methods.encoders import standardized
     from medfairx.methods.fis import FairIdentityScaler, fis_loss
     from medfairx.methods.grl import (
         FeatureTap,
@@ -71,6 +73,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(["build_backbone"], "backbones"),
     **dict.fromkeys(["CutMix", "mixed_per_sample_loss"], "cutmix"),
     **dict.fromkeys(["ArraySource", "images_to_float", "resolve_device", "seed_everything"], "device"),
+    **dict.fromkeys(["standardized"], "encoders"),
     **dict.fromkeys(["FairIdentityScaler", "fis_loss"], "fis"),
     **dict.fromkeys(
         ["FeatureTap", "GradientReversal", "GroupAdversary", "feature_module", "grad_reverse", "grl_lambda"], "grl"
@@ -150,6 +153,7 @@ __all__ = [
     "resolve_device",
     "seed_everything",
     "soft_dice_loss",
+    "standardized",
     "train_model",
 ]
 

@@ -419,17 +419,89 @@ def torchvision_backbone(
 # --- heads on cached features -----------------------------------------------------------
 
 
-def linear_head(*, in_channels: int, num_classes: int, spatial_dims: int = 2) -> ClassifierNet:
-    """A linear probe on ``in_channels``-d feature vectors (the frozen protocols)."""
+#: ``backbone_kwargs`` key of the training split's per-feature ``[mean, std]`` (see :func:`feature_statistics`)
+FEATURE_STATS = "feature_stats"
+
+
+class Standardize(nn.Module):
+    """``(x - mean) / std`` per feature, with the statistics of the training split (buffers).
+
+    The scaler of a linear probe (scikit-learn's ``StandardScaler`` before the classifier), as a
+    layer of the head, so the model applies the training split's statistics wherever it
+    predicts (validation, test, external sets) and a saved model carries them.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, dim: int, stats: Any = None) -> None:
+        super().__init__()
+        mean, std = (np.zeros(dim), np.ones(dim)) if stats is None else (np.asarray(s, np.float64) for s in stats)
+        if mean.shape != (dim,) or std.shape != (dim,) or not (np.isfinite(mean).all() and (std > 0).all()):
+            raise ConfigError(f"{FEATURE_STATS} must be [mean, std] of {dim} finite values each, std > 0.")
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised features."""
+        return (x - self.mean) / self.std
+
+
+def feature_statistics(backbone_kwargs: dict[str, Any], train_features: np.ndarray) -> dict[str, Any]:
+    """``backbone_kwargs`` with the training split's per-feature mean and std when it asks for
+    ``standardize`` (a feature with zero variance gets std 1: it is only centred).
+
+    Computed in float64 over ``train_features`` ``(N, D)``; lists of floats, so a saved model's
+    context stays plain data.
+    """
+    if not backbone_kwargs.get("standardize"):
+        return backbone_kwargs
+    x = np.asarray(train_features, dtype=np.float64).reshape(len(train_features), -1)
+    std = x.std(axis=0)
+    return {**backbone_kwargs, FEATURE_STATS: [x.mean(axis=0).tolist(), np.where(std > 0, std, 1.0).tolist()]}
+
+
+def standardized(features: np.ndarray, backbone_kwargs: dict[str, Any]) -> np.ndarray:
+    """``features`` ``(N, D)`` standardised with ``backbone_kwargs``' training-split statistics
+    (:data:`FEATURE_STATS`), as :class:`Standardize` does; unchanged when there are none.
+
+    For methods that use the features without a network (``knn``).
+    """
+    stats = backbone_kwargs.get(FEATURE_STATS)
+    x = np.asarray(features, dtype=np.float32)
+    if stats is None:
+        return x
+    mean, std = (np.asarray(v, np.float32) for v in stats)
+    result: np.ndarray = (x - mean) / std
+    return result
+
+
+def _feature_input(in_channels: int, standardize: bool, feature_stats: Any) -> nn.Module:
+    if feature_stats is not None and not standardize:
+        raise ConfigError(f"{FEATURE_STATS} is given but standardize is false.")
+    return Standardize(in_channels, feature_stats) if standardize else nn.Identity()
+
+
+def linear_head(*, in_channels: int, num_classes: int, spatial_dims: int = 2, standardize: bool = False,
+                feature_stats: Any = None) -> ClassifierNet:
+    """A linear probe on ``in_channels``-d feature vectors (the frozen protocols).
+
+    ``standardize``: the features are standardised first with ``feature_stats`` (the training
+    split's ``[mean, std]``, :func:`feature_statistics`).
+    """
     _check_common(in_channels, num_classes, 2)
-    return ClassifierNet(nn.Identity(), nn.Linear(in_channels, num_classes), in_channels)
+    encoder = _feature_input(in_channels, standardize, feature_stats)
+    return ClassifierNet(encoder, nn.Linear(in_channels, num_classes), in_channels)
 
 
 def mlp_head(*, in_channels: int, num_classes: int, spatial_dims: int = 2, hidden: int = 256,
-             dropout: float = 0.0) -> ClassifierNet:
-    """One hidden ReLU layer (``hidden`` units) on ``in_channels``-d feature vectors."""
+             dropout: float = 0.0, standardize: bool = False, feature_stats: Any = None) -> ClassifierNet:
+    """One hidden ReLU layer (``hidden`` units) on ``in_channels``-d feature vectors
+    (``standardize``: as :func:`linear_head`)."""
     _check_common(in_channels, num_classes, 2)
-    encoder = nn.Sequential(nn.Linear(in_channels, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout))
+    scaler = _feature_input(in_channels, standardize, feature_stats)
+    layers = [nn.Linear(in_channels, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+    encoder = nn.Sequential(*([scaler] if standardize else []), *layers)  # unscaled: the layer names of before
     return ClassifierNet(encoder, nn.Linear(hidden, num_classes), hidden)
 
 

@@ -178,6 +178,7 @@ def execute_run(
     with capture_warnings(log) as run_warnings:
         try:
             from medfairx.methods.device import resolve_device
+            from medfairx.methods.encoders import feature_statistics
 
             device = resolve_device(spec.device)
             record["device"] = device
@@ -198,7 +199,7 @@ def execute_run(
                 seed=spec.seed,
                 device=device,  # type: ignore[arg-type]  # RunContext.device is annotated str; methods receive the torch.device
                 backbone=spec.backbone,
-                backbone_kwargs=dict(spec.protocol.get("backbone_kwargs") or {}),
+                backbone_kwargs=feature_statistics(dict(spec.protocol.get("backbone_kwargs") or {}), train.images),
                 recipe=recipe,
                 workdir=run_dir,
                 amp=spec.amp,

@@ -4,8 +4,12 @@ Under a frozen protocol the encoder runs once per (dataset, encoder, weights, pr
 (:func:`medfairx.methods.embedding.embed_dataset`, cached), and every method trains on a
 dataset whose "images" are the feature vectors, with the suite's feature head
 (``backbones.classification``: ``linear`` by default, or ``mlp``) through the usual Method
-API and training loop. Methods whose tags say they need pixels (``inputs=("images",)``) are
-not planned, with the reason. Segmentation datasets keep end-to-end training.
+API and training loop. With the suite's ``standardize_features`` the head's first layer
+standardises every feature with the mean and std of the run's training split
+(:class:`~medfairx.methods.encoders.Standardize`, fitted in
+:func:`~medfairx.runner.execute.execute_run`; ``knn`` scales its vectors the same way).
+Methods whose tags say they need pixels (``inputs=("images",)``) are not planned, with the
+reason. Segmentation datasets keep end-to-end training.
 """
 
 from __future__ import annotations
@@ -54,8 +58,10 @@ def apply_protocol(suite: Any, dataset: Any, cache_dir: str | Path, *, echo: Any
         echo(f"{dataset.name}: {emb.encoded:,} images encoded"
              + (f" ({emb.images_per_second:.1f} images/s)" if emb.encoded else f" (embeddings read from {emb.path})"))
     head = suite.backbones.get("classification") or "linear"
-    return frozen_dataset(dataset, emb), {"inputs": "features", "backbone": head,
-                                          "protocol": emb.protocol_record(protocol)}
+    record = emb.protocol_record(protocol)
+    if getattr(suite, "standardize_features", False):  # the head's scaler, fitted on each run's training split
+        record["backbone_kwargs"] = {"standardize": True}
+    return frozen_dataset(dataset, emb), {"inputs": "features", "backbone": head, "protocol": record}
 
 
 def dataset_for_run(dataset: Any, protocol: dict[str, Any], cache_dir: str | Path) -> Any:

@@ -168,6 +168,35 @@ def check_runs_on_frozen_features(s: MethodSubject) -> None:
             f"{type(exc).__name__}: {exc}. Support (N, D) inputs, or tag inputs=('images',) if the method needs pixels."
         ) from exc
     _validate_scores(s, "classification", 2, scores, len(splits["test"]))
+    _check_standardized_features(s, splits)
+
+
+#: How far apart a method's scores may be on features and on the same features times 1e-6,
+#: both standardised (float32 rounding differs; training is otherwise the same).
+SCALE_TOLERANCE = 1e-3
+
+
+def _check_standardized_features(s: MethodSubject, splits: dict[str, TaskData]) -> None:
+    """Under ``standardize_features`` the runner gives the head the training split's
+    statistics (``ctx.backbone_kwargs``); a method must build its networks with them (or
+    scale its vectors with ``medfairx.methods.standardized``), so its scores do not depend on
+    the features' scale."""
+    from medfairx.methods.encoders import feature_statistics
+
+    scores = []
+    for scale in (1.0, 1e-6):
+        scaled = {k: replace(d, images=(np.asarray(d.images, np.float64) * scale).astype(np.float32))
+                  for k, d in splits.items()}
+        ctx = make_cpu_run_context("classification", num_classes=NUM_CLASSES, spatial_dims=2, **FEATURE_CONTEXT)
+        ctx.backbone_kwargs = feature_statistics({"standardize": True}, scaled["train"].images)
+        scores.append(s.predict(s.fit(scaled, ctx), scaled["test"], ctx))
+    gap = float(np.max(np.abs(scores[0] - scores[1])))
+    if not gap <= SCALE_TOLERANCE:
+        raise CheckFailure(
+            f"{s.label}: with standardised features its test scores change by up to {gap:.3g} when the features are "
+            "multiplied by 1e-6. Build networks with build_backbone(..., **ctx.backbone_kwargs) (the head's "
+            "Standardize layer), or scale vectors used without a network with medfairx.methods.standardized."
+        )
 
 
 def _as_array(x: Any) -> np.ndarray:

@@ -38,12 +38,16 @@ class KNNProbe(Method, spec=KNN_SPEC):
         return {"k": 5}
 
     @staticmethod
-    def _features(data: TaskData) -> np.ndarray:
+    def _features(data: TaskData, ctx: RunContext) -> np.ndarray:
+        """The feature vectors, standardised with the training split's statistics under a
+        suite's ``standardize_features`` (as the heads of the other methods see them)."""
+        from medfairx.methods import standardized
+
         x = np.asarray(data.images)
         if x.ndim != 2:
             raise ConfigError(f"knn runs on feature vectors (N, D), got inputs of shape {x.shape}; use it under "
                               "`protocol: knn` or `linear_probe`.")
-        return x.astype(np.float32, copy=False)
+        return standardized(x, ctx.backbone_kwargs)
 
     def fit(self, train: TaskData, val: TaskData, ctx: RunContext) -> KNNProbe:
         """Remember the training features and labels."""
@@ -53,7 +57,7 @@ class KNNProbe(Method, spec=KNN_SPEC):
             raise ConfigError("knn needs training labels.")
         self.num_classes_ = int(ctx.num_classes)
         self.model_ = KNeighborsClassifier(n_neighbors=min(int(self.k), len(train)), metric=self.metric)
-        self.model_.fit(self._features(train), np.asarray(train.labels))
+        self.model_.fit(self._features(train, ctx), np.asarray(train.labels))
         self.fitted_ = True
         ctx.log(f"knn: k={self.model_.n_neighbors}, {len(train)} training vectors of dimension {train.images.shape[1]}")
         return self
@@ -61,7 +65,7 @@ class KNNProbe(Method, spec=KNN_SPEC):
     def predict_scores(self, data: TaskData, ctx: RunContext) -> np.ndarray:
         """``(N, C)`` neighbour class shares."""
         self.check_fitted()
-        probs = self.model_.predict_proba(self._features(data))
+        probs = self.model_.predict_proba(self._features(data, ctx))
         out = np.zeros((len(data), self.num_classes_), np.float32)
         out[:, self.model_.classes_.astype(int)] = probs
         return out
