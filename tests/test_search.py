@@ -322,6 +322,8 @@ def test_search_page_shows_budget_choices_and_defaults_vs_tuned(searched: Path, 
     pages = write_search_page(searched, tmp_path, defaults, suite="tiny")
     html = (tmp_path / "search.html").read_text()
     assert len(pages) == 2 and "Defaults vs tuned" in html and "eta=" in html
+    assert "Against the reference" in html
+    assert "significantly better than erm" in html or "no test" in html  # this tiny suite has too few blocks
 
 
 class Flaky(TrainableMethod):
@@ -392,3 +394,15 @@ def test_index_links_the_search_page(searched: Path, tmp_path: Path) -> None:
 
     index = write_report(searched, tmp_path / "tiny", n_boot=0, echo=lambda _: None)
     assert 'href="search.html"' in index.read_text() and (tmp_path / "tiny" / "search.html").is_file()
+
+
+def test_versus_reference_lists_methods_more_than_a_critical_difference_from_erm() -> None:
+    from medfairx.report.search import versus_reference
+
+    ranks = {"erm": 5.0, "a": 1.5, "b": 9.0, "c": 2.5, "d": 8.0}
+    out = versus_reference(ranks, cd=3.0, friedman_p=0.01)
+    assert out is not None and out["better"] == ["a"] and out["worse"] == ["b"]  # c is 2.5 and d 3.0 apart: not more
+    quiet = versus_reference(ranks, cd=3.0, friedman_p=0.2)
+    assert quiet is not None and quiet["better"] == quiet["worse"] == [] and "no method differs" in quiet["why"]
+    assert versus_reference({"a": 1.0, "b": 2.0}, cd=0.5, friedman_p=0.01) is None  # no erm ranked
+    assert versus_reference(ranks, cd=None, friedman_p=None) is None  # too few blocks: no test

@@ -47,6 +47,12 @@ class RunContext:
     returns the current model's scores for a :class:`TaskData`. The runner sets it to record
     per-epoch val and test scores for after-the-fact model selection; the test data stays
     inside the runner's observer, so ``fit`` never receives it.
+
+    ``backbone_kwargs`` are the backbone factory's options: build every network with
+    ``build_backbone(ctx.backbone, ..., **ctx.backbone_kwargs)``. Under a suite's
+    ``standardize_features`` they carry ``standardize`` and the training split's
+    ``feature_stats`` (the head's scaler); a method using the feature vectors without a
+    network scales them with ``medfairx.methods.standardized``.
     """
 
     task: Task

@@ -26,8 +26,8 @@ from medfairx.runner.search import TRIALS_DIR, TUNED_DIR, read_selection, search
 SEARCH_PAGE = "search.html"
 SEARCH_CSV = "search.csv"
 
-__all__ = ["SEARCH_CSV", "SEARCH_PAGE", "rank_views", "search_tables", "trial_test_values", "tuned_results",
-           "write_search_page"]
+__all__ = ["REFERENCE_METHOD", "SEARCH_CSV", "SEARCH_PAGE", "rank_views", "search_tables", "trial_test_values",
+           "tuned_results", "versus_reference", "write_search_page"]
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -111,8 +111,34 @@ def tuned_results(store_root: Path, strategies: list[str], n_boot: int = 0) -> p
     return result
 
 
+#: The method every other is compared with in the rank views (MEDFAIR's question: does any
+#: method beat ERM once both are tuned?).
+REFERENCE_METHOD = "erm"
+
+
+def versus_reference(ranks: dict[str, float], cd: float | None, friedman_p: float | None,
+                     reference: str = REFERENCE_METHOD, alpha: float = 0.05) -> dict[str, Any] | None:
+    """Which methods' average ranks differ from ``reference``'s by more than Nemenyi's CD.
+
+    Returns ``None`` when ``reference`` is not ranked or there is no test (too few blocks);
+    ``{"reference", "better", "worse", "why"}`` otherwise. With a Friedman p at or above
+    ``alpha`` no pairwise test is made and both lists are empty (``why`` says so).
+    """
+    if reference not in ranks or friedman_p is None or not np.isfinite(friedman_p):
+        return None
+    if friedman_p >= alpha or cd is None:
+        return {"reference": reference, "better": [], "worse": [],
+                "why": f"Friedman p = {friedman_p:.3g} >= {alpha:g}: no method differs significantly"}
+    base = ranks[reference]
+    better = [m for m, r in ranks.items() if m != reference and base - r > cd]
+    worse = [m for m, r in ranks.items() if m != reference and r - base > cd]
+    return {"reference": reference, "better": better, "worse": worse,
+            "why": f"average ranks more than CD = {cd:.2f} apart (Nemenyi, alpha = {alpha:g})"}
+
+
 def rank_views(defaults: pd.DataFrame, tuned: pd.DataFrame, metric: str, strategies: list[str]) -> list[dict[str, Any]]:
-    """Per strategy: average ranks of the defaults and of the tuned runs, each with Friedman / Nemenyi."""
+    """Per strategy: average ranks of the defaults and of the tuned runs, each with Friedman /
+    Nemenyi and the methods significantly better or worse than :data:`REFERENCE_METHOD`."""
     from medfairx.stats.cd import compare_methods
 
     out = []
@@ -124,11 +150,13 @@ def rank_views(defaults: pd.DataFrame, tuned: pd.DataFrame, metric: str, strateg
                 row[name] = None
                 continue
             cmp = compare_methods(sub, metric, strategy=strategy)
+            p = None if cmp.friedman is None else float(cmp.friedman.pvalue)
             row[name] = {
                 "ranks": [(m, float(r)) for m, r in cmp.ranks.items()],
                 "n_blocks": cmp.blocks.n_blocks,
-                "friedman_p": None if cmp.friedman is None else float(cmp.friedman.pvalue),
+                "friedman_p": p,
                 "cd": cmp.cd, "reason": cmp.reason,
+                "versus": versus_reference({m: float(r) for m, r in cmp.ranks.items()}, cmp.cd, p),
             }
         out.append(row)
     return out
