@@ -151,12 +151,13 @@ def rank_views(defaults: pd.DataFrame, tuned: pd.DataFrame, metric: str, strateg
                 continue
             cmp = compare_methods(sub, metric, strategy=strategy)
             p = None if cmp.friedman is None else float(cmp.friedman.pvalue)
+            ranks = {str(m): float(r) for m, r in cmp.ranks.items()}
             row[name] = {
-                "ranks": [(m, float(r)) for m, r in cmp.ranks.items()],
+                "ranks": list(ranks.items()),
                 "n_blocks": cmp.blocks.n_blocks,
                 "friedman_p": p,
                 "cd": cmp.cd, "reason": cmp.reason,
-                "versus": versus_reference({m: float(r) for m, r in cmp.ranks.items()}, cmp.cd, p),
+                "versus": versus_reference(ranks, cmp.cd, p),
             }
         out.append(row)
     return out
