@@ -42,7 +42,7 @@ class MeanIntensity(Method):
 
     name = "toyplug_mean"
     summary = "Nearest class mean of the image intensity (numpy)."
-    tags = MethodTags()
+    tags = MethodTags(inputs=("images",))  # pixel intensities: not planned on frozen-encoder features
 
     def __init__(self, temperature: float = 1.0) -> None:
         self.temperature = temperature
