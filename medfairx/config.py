@@ -33,7 +33,7 @@ from pydantic_core import PydanticCustomError
 
 from medfairx.contracts import TrainRecipe
 from medfairx.errors import ConfigError, UnknownNameError
-from medfairx.specs import NAME_RE
+from medfairx.specs import NAME_RE, distribution_from_dict
 
 EMBEDDED_CATALOGUE = Path(__file__).parent / "data" / "embedded.yaml"
 INCLUDES: dict[str, Path] = {"embedded": EMBEDDED_CATALOGUE}
@@ -312,6 +312,26 @@ class SearchConfig(_Strict):
     seed: int = Field(default=1000, ge=0)
     objective: Literal["auc", "worst_group_auc", "dice", "worst_group_dice"] = "auc"
     strategy: str = "final"
+    #: method → ``{parameter: distribution}`` replacing entries of its declared space in this
+    #: suite (a list is a choice; else ``{type: uniform | log_uniform | int | choice, ...}``)
+    space: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("space")
+    @classmethod
+    def _distributions(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for method, entries in value.items():
+            out[method] = {}
+            for name, data in entries.items():
+                try:
+                    out[method][name] = distribution_from_dict(data).to_dict()
+                except ValueError as exc:
+                    raise ValueError(f"search.space.{method}.{name}: {exc}") from None
+        return out
+
+    def space_overrides(self) -> dict[str, dict[str, Any]]:
+        """``space`` as distributions (:mod:`medfairx.specs`)."""
+        return {m: {k: distribution_from_dict(d) for k, d in e.items()} for m, e in self.space.items()}
 
 
 class SuiteConfig(_Strict):

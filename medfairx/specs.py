@@ -9,7 +9,7 @@ import math
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
 from medfairx.errors import ConfigError
@@ -338,6 +338,33 @@ class Choice:
 
 Distribution = Uniform | LogUniform | IntRange | Choice
 DISTRIBUTIONS: tuple[type[Uniform], type[IntRange], type[Choice]] = (Uniform, IntRange, Choice)  # LogUniform is a Uniform
+
+def distribution_from_dict(data: Any) -> Distribution:
+    """The distribution a suite writes in YAML: the JSON form of ``to_dict`` (``{type: uniform |
+    log_uniform | int | choice, ...}``) or a plain list, which is a :class:`Choice`.
+
+    Raises:
+        ValueError: an unknown ``type``, missing or extra keys, or an empty range (the message
+            names what to write instead).
+    """
+    if isinstance(data, (list, tuple)):
+        data = {"type": "choice", "values": list(data)}
+    kinds = {cls.kind: cls for cls in (Uniform, LogUniform, IntRange, Choice)}
+    if not isinstance(data, dict) or data.get("type") not in kinds:
+        raise ValueError(f"{data!r} is not a distribution: write a list of choices or {{type: {' | '.join(kinds)}, "
+                         "...}} (uniform/log_uniform: low, high; int: low, high, step; choice: values)")
+    cls = kinds[data["type"]]
+    kwargs = {k: v for k, v in data.items() if k != "type"}
+    try:
+        dist: Distribution = cls(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"{data!r}: {exc}; a {data['type']} takes "
+                         f"{', '.join(f.name for f in fields(cls))}") from exc
+    problems = dist.problems()
+    if problems:
+        raise ValueError("; ".join(problems))
+    return dist
+
 
 #: The recipe's own hyper-parameters, searched for every method that takes a ``recipe``
 #: (ranges of MEDFAIR's learning-rate / weight-decay search for Adam); a method's own

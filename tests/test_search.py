@@ -21,19 +21,21 @@ from click.testing import CliRunner
 
 from medfairx import hookimpl
 from medfairx.config import load_catalogue
+from medfairx.contracts import RunSpec
 from medfairx.errors import ConfigError, SearchSpaceError
 from medfairx.methods.trainable import TrainableMethod
 from medfairx.plugins import make_plugin_host
 from medfairx.runner.bench import BenchOptions, run_bench
 from medfairx.runner.search import (
     SELECTION_FILE,
+    SearchUnit,
     choose,
     objective_value,
     read_selection,
     search_root,
 )
 from medfairx.search_space import apply_sample, sample_space, space_of, space_problems
-from medfairx.specs import Choice, IntRange, LogUniform, MethodSpec, MethodTags, Uniform
+from medfairx.specs import Choice, IntRange, LogUniform, MethodSpec, MethodTags, Uniform, distribution_from_dict
 from medfairx.store import RunStore
 from medfairx.testing.checks_method import (
     check_search_space_names,
@@ -152,6 +154,45 @@ def test_bench_refuses_a_bad_space_before_training(tmp_path: Path) -> None:
     assert not list((tmp_path / "runs" / "tiny").glob("*/run.json"))  # nothing was trained
 
 
+def test_suite_distributions_read_the_json_form_or_a_list() -> None:
+    for dist in (Uniform(0.0, 1.0), LogUniform(1e-4, 1e-2), IntRange(5, 50, 5), Choice(("a", 1, None))):
+        assert distribution_from_dict(dist.to_dict()) == dist
+    assert distribution_from_dict(["none", "mini"]) == Choice(("none", "mini"))
+    with pytest.raises(ValueError, match=r"not a distribution: write a list of choices or \{type: uniform"):
+        distribution_from_dict({"type": "normal", "mean": 0})
+    with pytest.raises(ValueError, match=r"a log_uniform takes low, high"):
+        distribution_from_dict({"type": "log_uniform", "low": 1e-3, "hi": 1e-2})
+    with pytest.raises(ValueError, match=r"empty range"):
+        distribution_from_dict({"type": "int", "low": 3, "high": 3})
+
+
+def _space_catalogue(tmp_path: Path, space: str) -> Path:
+    cfg = tmp_path / "datasets.yaml"
+    cfg.write_text(CATALOGUE.replace("TRIALS", "2").replace("seed: 7}", f"seed: 7, space: {space}}}"))
+    return cfg
+
+
+def test_suite_space_errors_name_the_entry(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"search.space.erm.lr: .*empty range"):
+        load_catalogue(_space_catalogue(tmp_path, "{erm: {lr: {type: log_uniform, low: 0.1, high: 0.01}}}"))
+    for space, error, match in (
+        ("{groupdro: {eta: [0.1, 0.2]}}", ConfigError, r"search.space names 'groupdro', which the suite does not run"),
+        ("{erm: {nope: [1, 2]}}", SearchSpaceError, r"search.space.erm: 'nope' is not an __init__ argument"),
+    ):
+        cat = load_catalogue(_space_catalogue(tmp_path, space))
+        with pytest.raises(error, match=match):
+            run_bench(cat, BenchOptions(suite="tiny", out=tmp_path / "runs"), make_plugin_host(), lambda _: None)
+        assert not (tmp_path / "runs" / "tiny").exists() or not list((tmp_path / "runs" / "tiny").glob("*/run.json"))
+
+
+def test_a_changed_space_is_a_new_study() -> None:
+    run = RunSpec(suite="s", method="erm", dataset="d", seed=0, train_grouping=None, groupings=("g",))
+    a = SearchUnit(run, {"lr": LogUniform(1e-5, 1e-2)}, Knobs, "classification")
+    b = SearchUnit(run, {"lr": LogUniform(1e-4, 1e-2)}, Knobs, "classification")
+    assert a.study_name != b.study_name and a.study_name.startswith("erm-d-all-")
+    assert a.study_name == SearchUnit(run, {"lr": LogUniform(1e-5, 1e-2)}, Knobs, "classification").study_name
+
+
 def test_search_seed_must_differ_from_the_suite_seeds(tmp_path: Path) -> None:
     cfg = tmp_path / "datasets.yaml"
     cfg.write_text(CATALOGUE.replace("TRIALS", "2").replace("seed: 7}", "seed: 0}"))
@@ -218,7 +259,9 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("search")
     (root / "datasets.yaml").write_text(CATALOGUE.replace("TRIALS", "3").replace("methods: [erm]",
-                                                                                 "methods: [erm, groupdro]"))
+                                                                                 "methods: [erm, groupdro]")
+                                        .replace("seed: 7}", "seed: 7, space: {erm: {lr: {type: uniform, "
+                                                             "low: 0.001, high: 0.002}}}}"))
     result = run_bench(load_catalogue(root / "datasets.yaml"), BenchOptions(suite="tiny", out=root / "runs"),
                        make_plugin_host(), lambda _: None)
     assert not result.failed
@@ -296,6 +339,9 @@ def test_selection_file_records_the_budget(searched: Path) -> None:
     data = json.loads((search_root(searched) / SELECTION_FILE).read_text())
     assert data["search"]["trials"] == 3 and data["search"]["sampler"] == "random" and data["seeds"] == [0]
     assert all(t["duration_s"] > 0 for u in data["units"] for t in u["trials"])
+    (erm,) = [u for u in data["units"] if u["method"] == "erm"]  # the suite's space replaced the recipe's lr
+    assert erm["space"]["lr"] == {"type": "uniform", "low": 0.001, "high": 0.002}
+    assert all(0.001 <= t["params"]["lr"] <= 0.002 for t in erm["trials"])
 
 
 def test_search_page_shows_budget_choices_and_defaults_vs_tuned(searched: Path, tmp_path: Path) -> None:

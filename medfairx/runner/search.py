@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from medfairx.contracts import RunSpec
-from medfairx.errors import ConfigError
+from medfairx.errors import ConfigError, SearchSpaceError
 from medfairx.runner.execute import Echo, SweepResult
 from medfairx.store import (
     EPOCHS,
@@ -77,8 +77,10 @@ class SearchUnit:
 
     @property
     def study_name(self) -> str:
-        """``<method>-<dataset>-<grouping|all>-<hash of everything but params and seed>``."""
-        base = dataclasses.replace(self.template, params={}, seed=0)
+        """``<method>-<dataset>-<grouping|all>-<hash of the space and of everything but params and
+        seed>``: a changed space is a new study, never a continuation of one sampled elsewhere."""
+        base = dataclasses.replace(self.template, params={"space": {k: d.to_dict() for k, d in self.space.items()}},
+                                   seed=0)
         return f"{self.template.method}-{self.template.dataset}-{self.template.train_grouping or 'all'}-" \
                f"{base.run_id.rsplit('-', 1)[1]}"
 
@@ -90,16 +92,24 @@ class SearchUnit:
                                    params=apply_sample(self.template.params, sample, self.cls))
 
 
-def search_units(runs: list[RunSpec], host: Any, tasks: dict[str, str]) -> list[SearchUnit]:
+def search_units(runs: list[RunSpec], host: Any, tasks: dict[str, str],
+                 overrides: dict[str, dict[str, Any]] | None = None) -> list[SearchUnit]:
     """One unit per planned (method, dataset, train grouping), in plan order; methods with an
-    empty space (nothing to tune) are left out.
+    empty space (nothing to tune) are left out. ``overrides`` (the suite's ``search.space``)
+    replaces or adds entries of a method's space.
 
     Raises:
-        SearchSpaceError: a method's declared space names a parameter its ``__init__`` does
-            not take, or has an empty range.
+        SearchSpaceError: a method's declared space (or its suite override) names a parameter
+            its ``__init__`` does not take, or has an empty range.
+        ConfigError: an override names a method the suite does not run.
     """
-    from medfairx.search_space import space_of, validate_space
+    from medfairx.search_space import RECIPE_KEYS, space_of, space_problems, validate_space
 
+    overrides = overrides or {}
+    unplanned = sorted(set(overrides) - {r.method for r in runs})
+    if unplanned:
+        raise ConfigError(f"search.space names {', '.join(map(repr, unplanned))}, which the suite does not run; "
+                          f"planned methods: {', '.join(sorted({r.method for r in runs}))}.")
     units: dict[tuple[str, str, str | None], SearchUnit] = {}
     for run in runs:
         key = (run.method, run.dataset, run.train_grouping)
@@ -108,6 +118,12 @@ def search_units(runs: list[RunSpec], host: Any, tasks: dict[str, str]) -> list[
         spec = host.registry("methods").get(run.method)
         cls = spec.load()
         validate_space(spec, cls)
+        if run.method in overrides:
+            spec = dataclasses.replace(spec, search_space={**spec.search_space, **overrides[run.method]})
+            problems = space_problems(spec, cls)
+            if problems:
+                raise SearchSpaceError(f"search.space.{run.method}: {'; '.join(problems)}. Name __init__ arguments "
+                                       f"of {run.method!r} or recipe keys ({', '.join(RECIPE_KEYS)}).")
         space = space_of(spec, cls)
         if space:
             units[key] = SearchUnit(dataclasses.replace(run, seed=0), space, cls, tasks[run.dataset])
@@ -487,7 +503,7 @@ def prepare_search(suite_name: str, cfg: Any, runs: list[RunSpec], datasets: dic
     if clash:
         raise ConfigError(f"Suite {suite_name!r}: the search seed {cfg.seed} is also a training seed of the "
                           "suite; set `search: {seed: ...}` to another value.")
-    return search_units(runs, host, {name: ds.card.task for name, ds in datasets.items()})
+    return search_units(runs, host, {name: ds.card.task for name, ds in datasets.items()}, cfg.space_overrides())
 
 
 def search_context(cfg: Any, runs: list[RunSpec], host: Any, run: Callable[[Path, list[RunSpec]], SweepResult],
