@@ -41,9 +41,26 @@ def _params(cls: type[object]) -> tuple[list[str], bool]:
 
 
 def space_problems(spec: MethodSpec, cls: type) -> list[str]:
-    """Every problem of ``spec.search_space`` against ``cls.__init__`` (empty list: fine)."""
+    """Every problem of ``spec.search_space`` and of its per-task entries against
+    ``cls.__init__`` (empty list: fine)."""
     params, takes_any = _params(cls)
-    return search_space_problems(spec.search_space, params=params, recipe_keys=list(RECIPE_KEYS), takes_any=takes_any)
+
+    def check(space: dict[str, Any]) -> list[str]:
+        return search_space_problems(space, params=params, recipe_keys=list(RECIPE_KEYS), takes_any=takes_any)
+
+    problems = check(spec.search_space)
+    for task, entries in spec.task_search_space.items():
+        if task not in spec.tags.tasks:
+            problems.append(f"task_search_space: {task!r} is not one of the method's tasks {list(spec.tags.tasks)}")
+            continue
+        if not isinstance(entries, dict):
+            problems.append(f"task_search_space[{task!r}] must be a dict {{name: distribution | None}}")
+            continue
+        dropped = [n for n, d in entries.items() if d is None and n not in spec.search_space]
+        problems += [f"task_search_space[{task!r}]: {n!r} drops nothing (it is not in search_space)" for n in dropped]
+        given = {n: d for n, d in entries.items() if d is not None}
+        problems += [f"task_search_space[{task!r}]: {p}" for p in check(given)]
+    return problems
 
 
 def validate_space(spec: MethodSpec, cls: type) -> None:
@@ -54,12 +71,12 @@ def validate_space(spec: MethodSpec, cls: type) -> None:
                                                 problems="; ".join(problems), recipe=", ".join(RECIPE_KEYS)))
 
 
-def space_of(spec: MethodSpec, cls: type) -> dict[str, Any]:
-    """The searched space: the recipe defaults (for a method that takes ``recipe`` and trains),
-    then the method's declared entries, in that order."""
+def space_of(spec: MethodSpec, cls: type, task: str | None = None) -> dict[str, Any]:
+    """The searched space on ``task``: the recipe defaults (for a method that takes ``recipe``
+    and trains), then the method's declared entries with the task's replacements, in that order."""
     params, _ = _params(cls)
     base = dict(RECIPE_SEARCH_SPACE) if "recipe" in params and not spec.tags.evaluation_only else {}
-    return {**base, **spec.search_space}
+    return {**base, **spec.search_space_for(task)}
 
 
 def apply_sample(params: dict[str, Any], sample: dict[str, Any], cls: type) -> dict[str, Any]:

@@ -423,6 +423,15 @@ class MethodSpec(_Spec):
     #: searches; names are ``__init__`` arguments or recipe keys (``lr``, ``weight_decay``,
     #: passed through ``recipe``), on top of :data:`RECIPE_SEARCH_SPACE`
     search_space: dict[str, Any] = field(default_factory=dict, hash=False)
+    #: ``{task: {name: distribution | None}}``: entries that replace (``None``: drop) entries of
+    #: ``search_space`` on that task, for values a method accepts on one task only
+    task_search_space: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
+
+    def search_space_for(self, task: str | None) -> dict[str, Any]:
+        """``search_space`` with ``task``'s entries of ``task_search_space`` applied."""
+        entries = self.task_search_space.get(task, {}) if task else {}
+        merged = {**self.search_space, **entries}
+        return {name: dist for name, dist in merged.items() if dist is not None}
 
     @classmethod
     def from_class(cls, method_cls: type[Any]) -> MethodSpec:
@@ -434,6 +443,7 @@ class MethodSpec(_Spec):
             summary=getattr(method_cls, "summary", ""),
             reference=getattr(method_cls, "reference", ""),
             search_space=dict(getattr(method_cls, "search_space", None) or {}),
+            task_search_space=dict(getattr(method_cls, "task_search_space", None) or {}),
         )
 
 

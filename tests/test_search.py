@@ -137,6 +137,9 @@ def test_list_methods_json_shows_the_space() -> None:
     assert out.exit_code == 0, out.output
     (row,) = json.loads(out.output)
     assert row["search_space"]["eta"] == {"type": "log_uniform", "low": 0.001, "high": 0.1}
+    out = CliRunner().invoke(cli, ["list", "methods", "resampling", "--json"])
+    (row,) = json.loads(out.output)
+    assert row["task_search_space"] == {"segmentation": {"resample_which": None}}
 
 
 def test_bench_refuses_a_bad_space_before_training(tmp_path: Path) -> None:
@@ -152,6 +155,32 @@ def test_bench_refuses_a_bad_space_before_training(tmp_path: Path) -> None:
     with pytest.raises(SearchSpaceError, match=r"Method 'knobs' .* 'nope' is not an __init__ argument"):
         run_bench(load_catalogue(cfg), BenchOptions(suite="tiny", out=tmp_path / "runs"), host, lambda _: None)
     assert not list((tmp_path / "runs" / "tiny").glob("*/run.json"))  # nothing was trained
+
+
+def test_task_entries_replace_or_drop_a_declared_entry() -> None:
+    from medfairx.runner.search import search_units
+
+    spec = make_plugin_host().registry("methods").get("resampling")
+    cls = spec.load()
+    assert "resample_which" in space_of(spec, cls, "classification")
+    assert "resample_which" not in space_of(spec, cls, "segmentation") and "lr" in space_of(spec, cls, "segmentation")
+    assert not space_problems(spec, cls)
+    runs = [RunSpec(suite="s", method="resampling", dataset=d, seed=0, train_grouping="g", groupings=("g",))
+            for d in ("cls", "seg")]
+    units = search_units(runs, make_plugin_host(), {"cls": "classification", "seg": "segmentation"})
+    assert ["resample_which" in u.space for u in units] == [True, False]
+    bad = MethodSpec("knobs", Knobs, MethodTags(), search_space={"knob": Uniform(0, 1)},
+                     task_search_space={"segmentation": {"knob": None},
+                                        "classification": {"nope": None, "knob": Uniform(1, 0)}})
+    problems = space_problems(bad, Knobs)
+    assert any("'segmentation' is not one of the method's tasks" in p for p in problems)
+    assert any("'nope' drops nothing" in p for p in problems)
+    assert any("task_search_space['classification']: 'knob'" in p and "empty range" in p for p in problems)
+
+
+def test_conformance_kit_samples_every_task_of_a_method() -> None:
+    torch.set_num_threads(1)
+    check_search_space_samples_fit(method_subject("resampling"))  # segmentation draws leave out 'balanced'
 
 
 def test_suite_distributions_read_the_json_form_or_a_list() -> None:

@@ -118,13 +118,14 @@ def search_units(runs: list[RunSpec], host: Any, tasks: dict[str, str],
         spec = host.registry("methods").get(run.method)
         cls = spec.load()
         validate_space(spec, cls)
+        space = space_of(spec, cls, tasks[run.dataset])
         if run.method in overrides:
-            spec = dataclasses.replace(spec, search_space={**spec.search_space, **overrides[run.method]})
-            problems = space_problems(spec, cls)
+            problems = space_problems(dataclasses.replace(spec, search_space=overrides[run.method],
+                                                          task_search_space={}), cls)
             if problems:
                 raise SearchSpaceError(f"search.space.{run.method}: {'; '.join(problems)}. Name __init__ arguments "
                                        f"of {run.method!r} or recipe keys ({', '.join(RECIPE_KEYS)}).")
-        space = space_of(spec, cls)
+            space = {**space, **overrides[run.method]}
         if space:
             units[key] = SearchUnit(dataclasses.replace(run, seed=0), space, cls, tasks[run.dataset])
     return list(units.values())

@@ -645,8 +645,9 @@ def check_search_space_names(s: MethodSubject) -> None:
 
 
 def check_search_space_samples_fit(s: MethodSubject) -> None:
-    """Configurations drawn from the searched space (declared + recipe) build an instance that
-    fits on tiny data and predicts valid scores (one draw; three at level ``full``)."""
+    """Configurations drawn from the searched space (declared + recipe, with each task's
+    replacements) build an instance that fits on tiny data of that task and predicts valid
+    scores (one draw per task; three at level ``full``)."""
     import random
 
     from medfairx.search_space import (
@@ -658,15 +659,17 @@ def check_search_space_samples_fit(s: MethodSubject) -> None:
 
     if space_problems(s.spec, s.cls):
         raise SkipCheck("skipped: the search space itself is invalid (see check_search_space_names)")
-    space = space_of(s.spec, s.cls)
-    if not space:
+    if not space_of(s.spec, s.cls):
         raise SkipCheck(f"skipped: {s.name} declares no search space")
     rng = random.Random(0)
-    task, dims = s.variants()[0]
-    for _ in range(3 if s.level == "full" else 1):
-        sample = sample_space(space, rng)
+    first_per_task: dict[Task, tuple[Task, int]] = {}
+    for task, dims in s.variants():
+        first_per_task.setdefault(task, (task, dims))
+    draws = [v for v in first_per_task.values() for _ in range(3 if s.level == "full" else 1)]
+    for task, dims in draws:
+        sample = sample_space(space_of(s.spec, s.cls, task), rng)
         params = apply_sample(s.params, sample, s.cls)
-        where = f"{s.label} with sampled {sample}"
+        where = f"{s.label} on {task} with sampled {sample}"
         try:
             m = s.cls(**params)
         except Exception as exc:
@@ -677,7 +680,7 @@ def check_search_space_samples_fit(s: MethodSubject) -> None:
             scores = s.predict(s.fit(splits, ctx, m), splits["test"], ctx)
         except Exception as exc:
             raise CheckFailure(f"{where}: fit/predict raised {type(exc).__name__}: {exc}; narrow the range in "
-                               "`search_space` to values the method accepts") from exc
+                               "`search_space` (or, for one task, `task_search_space`) to values the method accepts") from exc
         _validate_scores(s, task, dims, scores, len(splits["test"]))
 
 

@@ -61,6 +61,8 @@ RESAMPLING_SPEC = MethodSpec(
         "balancing achieves competitive worst-group-accuracy. CLeaR 2022."
     ),
     search_space={"resample_which": Choice(("group", "balanced"))},
+    # a segmentation label map has no class per sample to balance on
+    task_search_space={"segmentation": {"resample_which": None}},
 )
 
 SWAD_SPEC = MethodSpec(
