@@ -49,17 +49,19 @@ def space_problems(spec: MethodSpec, cls: type) -> list[str]:
         return search_space_problems(space, params=params, recipe_keys=list(RECIPE_KEYS), takes_any=takes_any)
 
     problems = check(spec.search_space)
-    for task, entries in spec.task_search_space.items():
-        if task not in spec.tags.tasks:
-            problems.append(f"task_search_space: {task!r} is not one of the method's tasks {list(spec.tags.tasks)}")
-            continue
-        if not isinstance(entries, dict):
-            problems.append(f"task_search_space[{task!r}] must be a dict {{name: distribution | None}}")
-            continue
-        dropped = [n for n, d in entries.items() if d is None and n not in spec.search_space]
-        problems += [f"task_search_space[{task!r}]: {n!r} drops nothing (it is not in search_space)" for n in dropped]
-        given = {n: d for n, d in entries.items() if d is not None}
-        problems += [f"task_search_space[{task!r}]: {p}" for p in check(given)]
+    for field_name, by_key in (("task_search_space", spec.task_search_space),
+                               ("backbone_search_space", spec.backbone_search_space)):
+        for key, entries in by_key.items():
+            where = f"{field_name}[{key!r}]"
+            if field_name == "task_search_space" and key not in spec.tags.tasks:
+                problems.append(f"{field_name}: {key!r} is not one of the method's tasks {list(spec.tags.tasks)}")
+                continue
+            if not isinstance(entries, dict):
+                problems.append(f"{where} must be a dict {{name: distribution | None}}")
+                continue
+            dropped = [n for n, d in entries.items() if d is None and n not in spec.search_space]
+            problems += [f"{where}: {n!r} drops nothing (it is not in search_space)" for n in dropped]
+            problems += [f"{where}: {p}" for p in check({n: d for n, d in entries.items() if d is not None})]
     return problems
 
 
@@ -71,12 +73,13 @@ def validate_space(spec: MethodSpec, cls: type) -> None:
                                                 problems="; ".join(problems), recipe=", ".join(RECIPE_KEYS)))
 
 
-def space_of(spec: MethodSpec, cls: type, task: str | None = None) -> dict[str, Any]:
-    """The searched space on ``task``: the recipe defaults (for a method that takes ``recipe``
-    and trains), then the method's declared entries with the task's replacements, in that order."""
+def space_of(spec: MethodSpec, cls: type, task: str | None = None, backbone: str | None = None) -> dict[str, Any]:
+    """The searched space on ``task`` with ``backbone``: the recipe defaults (for a method that
+    takes ``recipe`` and trains), then the method's declared entries with the task's and the
+    backbone's replacements, in that order."""
     params, _ = _params(cls)
     base = dict(RECIPE_SEARCH_SPACE) if "recipe" in params and not spec.tags.evaluation_only else {}
-    return {**base, **spec.search_space_for(task)}
+    return {**base, **spec.search_space_for(task, backbone)}
 
 
 def apply_sample(params: dict[str, Any], sample: dict[str, Any], cls: type) -> dict[str, Any]:

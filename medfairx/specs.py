@@ -426,11 +426,15 @@ class MethodSpec(_Spec):
     #: ``{task: {name: distribution | None}}``: entries that replace (``None``: drop) entries of
     #: ``search_space`` on that task, for values a method accepts on one task only
     task_search_space: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
+    #: ``{backbone: {name: distribution | None}}``: the same, for the network a run trains
+    #: (e.g. a frozen protocol's ``linear`` head, which has no layers to split)
+    backbone_search_space: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
 
-    def search_space_for(self, task: str | None) -> dict[str, Any]:
-        """``search_space`` with ``task``'s entries of ``task_search_space`` applied."""
-        entries = self.task_search_space.get(task, {}) if task else {}
-        merged = {**self.search_space, **entries}
+    def search_space_for(self, task: str | None, backbone: str | None = None) -> dict[str, Any]:
+        """``search_space`` with ``task``'s entries of ``task_search_space``, then ``backbone``'s
+        of ``backbone_search_space``, applied."""
+        merged = {**self.search_space, **self.task_search_space.get(task or "", {}),
+                  **self.backbone_search_space.get(backbone or "", {})}
         return {name: dist for name, dist in merged.items() if dist is not None}
 
     @classmethod
@@ -444,6 +448,7 @@ class MethodSpec(_Spec):
             reference=getattr(method_cls, "reference", ""),
             search_space=dict(getattr(method_cls, "search_space", None) or {}),
             task_search_space=dict(getattr(method_cls, "task_search_space", None) or {}),
+            backbone_search_space=dict(getattr(method_cls, "backbone_search_space", None) or {}),
         )
 
 

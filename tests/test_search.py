@@ -140,6 +140,8 @@ def test_list_methods_json_shows_the_space() -> None:
     out = CliRunner().invoke(cli, ["list", "methods", "resampling", "--json"])
     (row,) = json.loads(out.output)
     assert row["task_search_space"] == {"segmentation": {"resample_which": None}}
+    (row,) = json.loads(CliRunner().invoke(cli, ["list", "methods", "spare", "--json"]).output)
+    assert row["backbone_search_space"] == {"linear": {"sharing": {"type": "choice", "values": ["none", "mini", "full"]}}}
 
 
 def test_bench_refuses_a_bad_space_before_training(tmp_path: Path) -> None:
@@ -176,6 +178,26 @@ def test_task_entries_replace_or_drop_a_declared_entry() -> None:
     assert any("'segmentation' is not one of the method's tasks" in p for p in problems)
     assert any("'nope' drops nothing" in p for p in problems)
     assert any("task_search_space['classification']: 'knob'" in p and "empty range" in p for p in problems)
+
+
+def test_backbone_entries_narrow_the_space_for_that_network() -> None:
+    from medfairx.runner.search import search_units
+
+    host = make_plugin_host()
+    spec = host.registry("methods").get("spare")
+    cls = spec.load()
+    assert "half" in space_of(spec, cls, "classification", "tiny_cnn")["sharing"].values
+    assert space_of(spec, cls, "classification", "linear")["sharing"] == Choice(("none", "mini", "full"))
+    runs = [RunSpec(suite="s", method="spare", dataset="d", seed=0, train_grouping="g", groupings=("g",), backbone=b)
+            for b in ("linear", "tiny_cnn")]
+    units = search_units(runs[:1], host, {"d": "classification"}) + search_units(runs[1:], host, {"d": "classification"})
+    assert ["half" in u.space["sharing"].values for u in units] == [False, True]
+    assert units[0].study_name != units[1].study_name
+    bad = MethodSpec("knobs", Knobs, MethodTags(), search_space={"knob": Uniform(0, 1)},
+                     backbone_search_space={"linear": {"nope": None, "knob": Uniform(1, 0)}})
+    problems = space_problems(bad, Knobs)
+    assert any("backbone_search_space['linear']: 'nope' drops nothing" in p for p in problems)
+    assert any("backbone_search_space['linear']: 'knob'" in p and "empty range" in p for p in problems)
 
 
 def test_conformance_kit_samples_every_task_of_a_method() -> None:

@@ -38,8 +38,9 @@ def _rows(kind: str, pattern: str, config: str | None) -> list[dict[str, Any]]:
                 uses_groups_in_predict=t.uses_groups_in_predict,
                 unavailable=spec.unavailable,
                 search_space={k: d.to_dict() for k, d in spec.search_space.items() if hasattr(d, "to_dict")},
-                task_search_space={t: {k: d.to_dict() if hasattr(d, "to_dict") else None for k, d in e.items()}
-                                   for t, e in spec.task_search_space.items()},
+                **{f: {t: {k: d.to_dict() if hasattr(d, "to_dict") else None for k, d in e.items()}
+                          for t, e in getattr(spec, f).items()}
+                   for f in ("task_search_space", "backbone_search_space")},
             )
         elif kind == "metrics":
             row.update(summary=spec.summary, task=spec.task, kind=spec.kind, higher_is_better=spec.higher_is_better)

@@ -99,6 +99,8 @@ class Method:
     search_space: ClassVar[dict[str, Any]] = {}
     #: per-task replacements of ``search_space`` entries (see :class:`MethodSpec`)
     task_search_space: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: per-backbone replacements of ``search_space`` entries (see :class:`MethodSpec`)
+    backbone_search_space: ClassVar[dict[str, dict[str, Any]]] = {}
     #: False when the epochs the trainer trains are not the weights the method would deploy
     #: at that epoch (e.g. SWAD averages weights, an ensemble of per-group models has no
     #: single epoch); the runner then observes no epochs and after-the-fact model selection
@@ -115,6 +117,7 @@ class Method:
             cls.name, cls.summary, cls.reference, cls.tags = spec.name, spec.summary, spec.reference, spec.tags
             cls.search_space = dict(spec.search_space)
             cls.task_search_space = dict(spec.task_search_space)
+            cls.backbone_search_space = dict(spec.backbone_search_space)
 
     @classmethod
     def param_names(cls) -> list[str]:

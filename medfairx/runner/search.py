@@ -118,10 +118,10 @@ def search_units(runs: list[RunSpec], host: Any, tasks: dict[str, str],
         spec = host.registry("methods").get(run.method)
         cls = spec.load()
         validate_space(spec, cls)
-        space = space_of(spec, cls, tasks[run.dataset])
+        space = space_of(spec, cls, tasks[run.dataset], run.backbone)
         if run.method in overrides:
             problems = space_problems(dataclasses.replace(spec, search_space=overrides[run.method],
-                                                          task_search_space={}), cls)
+                                                          task_search_space={}, backbone_search_space={}), cls)
             if problems:
                 raise SearchSpaceError(f"search.space.{run.method}: {'; '.join(problems)}. Name __init__ arguments "
                                        f"of {run.method!r} or recipe keys ({', '.join(RECIPE_KEYS)}).")

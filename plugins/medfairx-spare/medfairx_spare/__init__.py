@@ -31,6 +31,8 @@ SPARE_SPEC = MethodSpec(
         "(Algorithm 1, Sec. 4.3, 5.1-5.2)."
     ),
     search_space={"alpha": Uniform(0.0, 1.0), "beta": LogUniform(10.0, 1000.0), "sharing": Choice(("none", "mini", "half", "full"))},
+    # a frozen protocol's linear head has no layers that 'half' could split
+    backbone_search_space={"linear": {"sharing": Choice(("none", "mini", "full"))}},
 )
 
 SPECS: tuple[MethodSpec, ...] = (SPARE_SPEC,)
