@@ -32,7 +32,8 @@ from medfairx.report.claims import (
 from medfairx.report.leaderboard import build_leaderboard
 from medfairx.report.sample import RESULT_COLUMNS
 
-HIB = {"auc": True, "worst_group_auc": True, "auc_gap": False, "f1": True}
+HIB = {"auc": True, "worst_group_auc": True, "auc_gap": False, "f1": True, "worst_group_dice": True,
+       "worst_group_tail_dice": True}
 
 
 def _row(ds: str, gr: str, method: str, metric: str, scope: str, group: str, value: float, half: float = 0.01,
@@ -108,7 +109,7 @@ def test_compare_rule() -> None:
 
 
 def test_claims_are_declarative() -> None:
-    assert [c.method for c in CLAIMS] == ["fairdi", "qpnet", "spare"]
+    assert [c.method for c in CLAIMS] == ["fairdi", "fairdro", "qpnet", "spare"]
     fairdi = CLAIMS[0]
     assert fairdi.methods == ("fairdi", "fis", "erm")
     assert {(c.metric, c.baseline, c.direction) for c in fairdi.comparisons} == {
@@ -154,6 +155,25 @@ def test_not_evaluated_paths() -> None:
     assert _by_key(t)["fairdi"].overall == "not evaluated (method fairdi, fis have no results)"
 
 
+def test_fairdro_worst_group_and_tail_dice_over_erm() -> None:
+    def block(ds: str, vals: dict[str, tuple[float, float]]) -> list[dict]:
+        """``vals``: method -> (worst-group Dice, worst-group tail Dice), CI half-width 0.02."""
+        return [_row(ds, "age", m, metric, "summary", "", v, 0.02) for m, pair in vals.items()
+                for metric, v in zip(("worst_group_dice", "worst_group_tail_dice"), pair, strict=True)]
+
+    rows = (block("dsA", {"fairdro": (0.80, 0.60), "erm": (0.70, 0.50)})  # both up, CIs apart
+            + block("dsB", {"fairdro": (0.80, 0.40), "erm": (0.70, 0.50)})  # tail Dice down, CIs apart
+            + block("dsC", {"fairdro": (0.80, 0.52), "erm": (0.70, 0.50)})  # tail Dice up inside the CIs
+            + [_row("dsD", "age", m, "worst_group_dice", "summary", "", 0.7) for m in ("fairdro", "erm")])  # no tail Dice
+    r = _by_key(pd.DataFrame(rows, columns=list(RESULT_COLUMNS)))["fairdro"]
+    assert r.claim.methods == ("fairdro", "erm")
+    assert _verdicts(r) == {("dsA", "age"): SUPPORTED, ("dsB", "age"): NOT_SUPPORTED, ("dsC", "age"): INCONCLUSIVE,
+                            ("dsD", "age"): NOT_EVALUATED}
+    b = next(b for b in r.blocks if b.dataset == "dsB")
+    assert [(c.what, c.outcome) for c in b.checks] == [("worst-group Dice", HOLDS), ("worst-group tail Dice", FAILS)]
+    assert next(b for b in r.blocks if b.dataset == "dsD").reason == "no worst_group_tail_dice for fairdro"
+
+
 def test_spare_every_group_f1_and_seed_means() -> None:
     sizes = {"a": 100, "b": 40, "c": 10}
     rows = []
@@ -190,7 +210,7 @@ def test_claims_section_rendered(tmp_path: Path) -> None:
     assert "not CIs of paired differences" in html and "conservative" in html
     assert "&lt;script&gt;x&lt;/script&gt;" in html and evil not in html
     ctx = claims_context(evaluate_claims(t))
-    assert [i["verdict"] for i in ctx["claims"]] == ["mixed", "mixed", NOT_EVALUATED]
+    assert [i["verdict"] for i in ctx["claims"]] == ["mixed", NOT_EVALUATED, "mixed", NOT_EVALUATED]
     assert any(p.name == "index.html" for p in paths)
 
 

@@ -15,9 +15,9 @@ only when a method is used.
 
 from __future__ import annotations
 
-from medfairx import IntRange, MethodSpec, MethodTags, Register, Uniform, hookimpl
+from medfairx import ClaimComparison, ClaimSpec, IntRange, MethodSpec, MethodTags, Register, Uniform, hookimpl
 
-__all__ = ["DMOE_SPEC", "FAIRDRO_SPEC", "MOE_SPEC", "SPECS", "register_methods"]
+__all__ = ["DMOE_SPEC", "FAIRDRO_CLAIM", "FAIRDRO_SPEC", "MOE_SPEC", "SPECS", "register_claims", "register_methods"]
 
 _SEG = ("segmentation",)
 _DIMS = (2, 3)
@@ -78,3 +78,24 @@ def register_methods(register: Register) -> None:
     """Register fairdro, dmoe and moe (lazy targets)."""
     for spec in SPECS:
         register(spec)
+
+
+FAIRDRO_CLAIM = ClaimSpec(
+    name="fairdro",
+    method="fairdro",
+    title="FairDRO (DuetFair)",
+    text=("Worst-group Dice and worst-group tail Dice (the mean Dice of a group's worst 10% of cases) go up "
+          "over ERM: inter-subgroup robustness from the attribute-routed experts, intra-subgroup robustness "
+          "from the per-group tail risk."),
+    comparisons=(
+        ClaimComparison("worst_group_dice", "summary", "erm", "up", label="worst-group Dice"),
+        ClaimComparison("worst_group_tail_dice", "summary", "erm", "up", label="worst-group tail Dice"),
+    ),
+)
+"""The paper's claim (from its abstract), checked on every leaderboard that has FairDRO and ERM."""
+
+
+@hookimpl
+def register_claims(register: Register) -> None:
+    """Register the paper's claim about FairDRO."""
+    register(FAIRDRO_CLAIM)
