@@ -161,16 +161,22 @@ def test_fairdro_worst_group_and_tail_dice_over_erm() -> None:
         return [_row(ds, "age", m, metric, "summary", "", v, 0.02) for m, pair in vals.items()
                 for metric, v in zip(("worst_group_dice", "worst_group_tail_dice"), pair, strict=True)]
 
-    rows = (block("dsA", {"fairdro": (0.80, 0.60), "erm": (0.70, 0.50)})  # both up, CIs apart
-            + block("dsB", {"fairdro": (0.80, 0.40), "erm": (0.70, 0.50)})  # tail Dice down, CIs apart
-            + block("dsC", {"fairdro": (0.80, 0.52), "erm": (0.70, 0.50)})  # tail Dice up inside the CIs
-            + [_row("dsD", "age", m, "worst_group_dice", "summary", "", 0.7) for m in ("fairdro", "erm")])  # no tail Dice
+    dmoe = {"dmoe": (0.72, 0.52)}
+    rows = (block("dsA", {"fairdro": (0.80, 0.60), "erm": (0.70, 0.50), **dmoe})  # all up, CIs apart
+            + block("dsB", {"fairdro": (0.80, 0.40), "erm": (0.70, 0.50), **dmoe})  # tail Dice down, CIs apart
+            + block("dsC", {"fairdro": (0.80, 0.60), "erm": (0.70, 0.50), "dmoe": (0.78, 0.58)})  # inside dMoE's CIs
+            + [_row("dsD", "age", m, "worst_group_dice", "summary", "", 0.7) for m in ("fairdro", "erm", "dmoe")]
+            + block("dsE", {"fairdro": (0.80, 0.60), "erm": (0.70, 0.50)}))  # no dMoE: block skipped
     r = _by_key(pd.DataFrame(rows, columns=list(RESULT_COLUMNS)))["fairdro"]
-    assert r.claim.methods == ("fairdro", "erm")
+    assert r.claim.methods == ("fairdro", "erm", "dmoe")
     assert _verdicts(r) == {("dsA", "age"): SUPPORTED, ("dsB", "age"): NOT_SUPPORTED, ("dsC", "age"): INCONCLUSIVE,
                             ("dsD", "age"): NOT_EVALUATED}
     b = next(b for b in r.blocks if b.dataset == "dsB")
-    assert [(c.what, c.outcome) for c in b.checks] == [("worst-group Dice", HOLDS), ("worst-group tail Dice", FAILS)]
+    assert [(c.what, c.comparison.baseline, c.outcome) for c in b.checks] == [
+        ("worst-group Dice", "erm", HOLDS), ("worst-group tail Dice", "erm", FAILS),
+        ("worst-group Dice", "dmoe", HOLDS), ("worst-group tail Dice", "dmoe", FAILS)]
+    c = next(b for b in r.blocks if b.dataset == "dsC")
+    assert [c.outcome for c in c.checks] == [HOLDS, HOLDS, UNCLEAR, UNCLEAR]
     assert next(b for b in r.blocks if b.dataset == "dsD").reason == "no worst_group_tail_dice for fairdro"
 
 
