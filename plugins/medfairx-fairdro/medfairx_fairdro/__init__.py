@@ -95,7 +95,7 @@ FAIRDRO_CLAIM = ClaimSpec(
         for metric, label in (("worst_group_dice", "worst-group Dice"), ("worst_group_tail_dice", "worst-group tail Dice"))
     ),
 )
-"""The paper's claim (from its abstract), checked on every leaderboard that has FairDRO, ERM and dMoE."""
+"""The paper's claim (its abstract: worst-group and tail robustness), checked where FairDRO, ERM and dMoE ran."""
 
 
 @hookimpl
