@@ -662,11 +662,10 @@ def check_search_space_samples_fit(s: MethodSubject) -> None:
     if not space_of(s.spec, s.cls):
         raise SkipCheck(f"skipped: {s.name} declares no search space")
     rng = random.Random(0)
-    first_per_task: dict[Task, tuple[Task, int]] = {}
+    dims_of: dict[Task, int] = {}
     for task, dims in s.variants():
-        first_per_task.setdefault(task, (task, dims))
-    draws = [v for v in first_per_task.values() for _ in range(3 if s.level == "full" else 1)]
-    for task, dims in draws:
+        dims_of.setdefault(task, dims)  # the first variant of each task
+    for task, dims in [v for v in dims_of.items() for _ in range(3 if s.level == "full" else 1)]:
         sample = sample_space(space_of(s.spec, s.cls, task), rng)
         params = apply_sample(s.params, sample, s.cls)
         where = f"{s.label} on {task} with sampled {sample}"
