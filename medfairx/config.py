@@ -407,6 +407,22 @@ class SuiteConfig(_Strict):
             raise ValueError("; ".join(problems))
         return out
 
+    @field_validator("method_params")
+    @classmethod
+    def _method_recipes(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """A method's ``recipe`` override is checked like the suite's ``recipe``, before any run."""
+        for method, params in value.items():
+            recipe = params.get("recipe") if isinstance(params, dict) else None
+            if recipe is None:
+                continue
+            if not isinstance(recipe, dict):
+                raise ValueError(f"{method}.recipe must be a mapping of recipe keys, got {recipe!r}")
+            try:
+                params["recipe"] = cls._recipe_fields(recipe)
+            except (ValueError, PydanticCustomError) as exc:
+                raise ValueError(f"{method}.recipe: {exc}") from exc
+        return value
+
     @field_validator("datasets")
     @classmethod
     def _nonempty(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -144,6 +144,18 @@ def test_recipe_keys_and_types_checked_against_train_recipe(tmp_path: Path) -> N
     assert "suites.s.recipe.epochs" in msg
 
 
+def test_method_recipe_override_checked_at_load(tmp_path: Path) -> None:
+    base = "version: 1\ninclude: [embedded]\nsuites:\n  s:\n    datasets: {synthetic_seg: [group]}\n"
+    msg = error_of(write(tmp_path, base + "    method_params: {fairdro: {recipe: {batchsize: 8}}}\n"))
+    assert "suites.s.method_params" in msg and "fairdro.recipe" in msg and "'batchsize'" in msg and "batch_size" in msg
+    msg = error_of(write(tmp_path, base + "    method_params: {fairdro: {recipe: {lr: 0}}}\n"))
+    assert "fairdro.recipe" in msg and "lr" in msg
+    msg = error_of(write(tmp_path, base + "    method_params: {fairdro: {recipe: 8}}\n"))
+    assert "fairdro.recipe must be a mapping" in msg
+    path = write(tmp_path, base + "    method_params: {fairdro: {recipe: {batch_size: 8}, alpha: 0.5}}\n")
+    assert load_catalogue(path).suites["s"].method_params == {"fairdro": {"recipe": {"batch_size": 8}, "alpha": 0.5}}
+
+
 @pytest.mark.parametrize(
     ("grouping", "expected"),
     [
